@@ -1,0 +1,62 @@
+# Task runner. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DISABLE_PANDERA_IMPORT_WARNING ?= True
+export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
+
+SYNTHETIC := data/synthetic/sessions.csv
+
+.PHONY: help install run data validate test test-slow lint format typecheck bench ui clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev,bench]"
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the project with the tested versions
+
+$(SYNTHETIC): | $(VENV)/.installed
+	$(PY) pipelines/simulate.py
+
+data: $(SYNTHETIC) ## Generate the built-in synthetic data set (if missing)
+
+run: install data ## Run the whole pipeline on the built-in synthetic data
+	$(PY) pipelines/run.py
+
+validate: install data ## Validate the built-in data set only
+	$(PY) pipelines/validate.py
+
+test: install ## Run the test suite (fast tests; slow ones: make test-slow)
+	$(PY) -m pytest -n 2 -q
+
+test-slow: install ## Run the slow tests only
+	$(PY) -m pytest -q -m slow
+
+lint: install ## ruff lint + format check + mypy
+	$(VENV)/bin/ruff check src pipelines tests benchmarks
+	$(VENV)/bin/ruff format --check src pipelines tests benchmarks
+	$(VENV)/bin/mypy
+
+format: install ## Format the code with ruff
+	$(VENV)/bin/ruff check --fix src pipelines tests benchmarks
+	$(VENV)/bin/ruff format src pipelines tests benchmarks
+
+bench: install ## Benchmarks: feature building and caseload scoring (prints figures)
+	$(PY) benchmarks/bench_features.py
+	$(PY) benchmarks/bench_scoring.py
+
+ui: install ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
+	  --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000 --workers 1
+
+clean: ## Remove generated outputs (keeps .venv and mlruns)
+	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,166 @@
+"""Typed configuration schemas shared by every stage, registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` extend these schemas, so a misspelled key or a wrongly typed
+override fails at once with Hydra's own message. Stage-specific schemas (simulation, features,
+model) live beside their stage and are composed into the primary configs here.
+Range checks live in ``__post_init__`` and run when a stage turns its node into an object
+(``OmegaConf.to_object``), which every entry point does before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+
+from alliance_dropout import contract
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _register_resolvers() -> None:
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
+_register_resolvers()
+
+
+@dataclass
+class ScaleConfig:
+    """One instrument's scale facts (range, clinical cutoff, Jacobson-Truax reliable change)."""
+
+    name: str = contract.PHQ9.name
+    min: float = contract.PHQ9.min
+    max: float = contract.PHQ9.max
+    clinical_cutoff: float | None = contract.PHQ9.clinical_cutoff
+    reliable_change: float | None = contract.PHQ9.reliable_change
+    higher_is_worse: bool = contract.PHQ9.higher_is_worse
+
+    def __post_init__(self) -> None:
+        if not self.min < self.max:
+            raise ValueError(f"scale {self.name}: min ({self.min}) must be below max ({self.max})")
+        if self.clinical_cutoff is not None and not self.min <= self.clinical_cutoff <= self.max:
+            raise ValueError(f"scale {self.name}: clinical_cutoff outside [{self.min}, {self.max}]")
+        if self.reliable_change is not None and self.reliable_change <= 0:
+            raise ValueError(f"scale {self.name}: reliable_change must be positive")
+
+    def to_scale(self) -> contract.Scale:
+        return contract.Scale(
+            self.name,
+            self.min,
+            self.max,
+            self.clinical_cutoff,
+            self.reliable_change,
+            self.higher_is_worse,
+        )
+
+
+def _wai_sr() -> ScaleConfig:
+    s = contract.WAI_SR
+    return ScaleConfig(s.name, s.min, s.max, s.clinical_cutoff, s.reliable_change, s.higher_is_worse)
+
+
+@dataclass
+class DataConfig:
+    """Where a clinic's export lives and how its columns map onto the contract's names."""
+
+    source: str = "synthetic"
+    sessions: str = MISSING
+    outcomes: str | None = None
+    clients: str | None = None
+    # canonical column name -> the export's column name (only where they differ)
+    columns: dict[str, str] = field(default_factory=dict)
+    # the export's attendance / status codes -> canonical values (only where they differ)
+    attendance_codes: dict[str, str] = field(default_factory=dict)
+    status_codes: dict[str, str] = field(default_factory=dict)
+    symptom: ScaleConfig = field(default_factory=ScaleConfig)
+    alliance: ScaleConfig = field(default_factory=_wai_sr)
+    # columns of the clients table used as model inputs / only for subgroup audits
+    client_features: list[str] = field(default_factory=list)
+    audit_attributes: list[str] = field(default_factory=list)
+    # the run fails when more than this share of clients is quarantined
+    max_quarantine_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_quarantine_share <= 1.0:
+            raise ValueError("data.max_quarantine_share must be within [0, 1]")
+        unknown = set(self.columns) - set(contract.SESSION_COLUMNS + contract.OUTCOME_COLUMNS)
+        if unknown:
+            raise ValueError(
+                f"data.columns maps unknown canonical columns {sorted(unknown)}; "
+                f"canonical names are {list(contract.SESSION_COLUMNS + (contract.STATUS,))}"
+            )
+        overlap = set(self.client_features) & set(self.audit_attributes)
+        if overlap:
+            raise ValueError(
+                f"audit attributes are never model inputs: {sorted(overlap)} is in both "
+                "data.client_features and data.audit_attributes"
+            )
+
+
+@dataclass
+class PathsConfig:
+    root: str = "${repo_root:}"
+    data_dir: str = "${paths.root}/data"
+    synthetic_dir: str = "${paths.data_dir}/synthetic"
+    outputs_dir: str = "${paths.root}/outputs"
+    mlruns_dir: str = "${paths.root}/mlruns"
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking. Empty ``uri`` means the local SQLite store under ``paths.mlruns_dir``."""
+
+    uri: str = ""
+    experiment: str = "alliance-dropout"
+    registered_model_name: str = "alliance-dropout"
+    # the new model must beat the champion (and the reference rules) by this much test AUC
+    promotion_margin: float = 0.0
+    promote: bool = True
+
+
+@dataclass
+class ValidateRunConfig:
+    """Primary config of ``pipelines/validate.py``."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    output_dir: str = MISSING
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="validate_schema", node=ValidateRunConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="symptom", name="scale_schema", node=ScaleConfig, package="data.symptom")
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    _register_stage_schemas(cs)
+
+
+def _register_stage_schemas(cs: Any) -> None:
+    """Schemas owned by the stage modules; each is optional until its stage exists."""
+    try:
+        from alliance_dropout.simulate import SimulateConfig
+    except ImportError:
+        pass
+    else:
+
+        @dataclass
+        class SimulateRunConfig:
+            paths: PathsConfig = field(default_factory=PathsConfig)
+            simulate: SimulateConfig = field(default_factory=SimulateConfig)
+            output_dir: str = "${paths.synthetic_dir}"
+
+        cs.store(name="simulate_schema", node=SimulateRunConfig)
+        cs.store(group="simulate", name="simulate_schema", node=SimulateConfig)
+
+
+def to_object(node: Any) -> Any:
+    """Typed dataclass instance of a config node; runs the schemas' range checks."""
+    return OmegaConf.to_object(node)

@@ -1,0 +1,24 @@
+"""Errors a user can act on. Entry points print them as one clear line and exit non-zero."""
+
+from __future__ import annotations
+
+import os
+
+
+class PipelineError(Exception):
+    """Base of every error that is the input's or the config's fault, not a bug."""
+
+
+class InputFileError(PipelineError):
+    """A file that cannot be used at all. Names the file, the column (if any) and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, column: str | None = None):
+        self.path = str(path)
+        self.column = column
+        self.problem = problem
+        where = self.path + (f", column '{column}'" if column else "")
+        super().__init__(f"{where}: {problem}")
+
+
+class QuarantineLimitExceeded(PipelineError):
+    """More clients were quarantined than the configured share allows."""

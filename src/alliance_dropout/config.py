@@ -60,7 +60,9 @@ class ScaleConfig:
 
 def _wai_sr() -> ScaleConfig:
     s = contract.WAI_SR
-    return ScaleConfig(s.name, s.min, s.max, s.clinical_cutoff, s.reliable_change, s.higher_is_worse)
+    return ScaleConfig(
+        s.name, s.min, s.max, s.clinical_cutoff, s.reliable_change, s.higher_is_worse
+    )
 
 
 @dataclass
@@ -159,6 +161,17 @@ def _register_stage_schemas(cs: Any) -> None:
 
         cs.store(name="simulate_schema", node=SimulateRunConfig)
         cs.store(group="simulate", name="simulate_schema", node=SimulateConfig)
+    try:
+        from alliance_dropout.features.config import FeaturesConfig
+        from alliance_dropout.modeling.config import ModelConfig, TuneConfig
+        from alliance_dropout.workflow import TrainRunConfig
+    except ImportError:
+        pass
+    else:
+        cs.store(name="train_schema", node=TrainRunConfig)
+        cs.store(group="features", name="features_schema", node=FeaturesConfig)
+        cs.store(group="model", name="model_schema", node=ModelConfig)
+        cs.store(group="tune", name="tune_schema", node=TuneConfig)
 
 
 def to_object(node: Any) -> Any:

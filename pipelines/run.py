@@ -1,0 +1,27 @@
+"""The whole pipeline on one data set: validate, train, evaluate, track and register.
+
+    python pipelines/run.py                                   # built-in synthetic data
+    python pipelines/run.py data.sessions=S data.outcomes=O data.clients=C tracking.uri=URI
+The model is registered as `alliance-dropout`; it becomes @champion only if it beats the
+reference rules and the current champion on the same held-out test set.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from alliance_dropout.cli import run_entry
+from alliance_dropout.config import REPO_ROOT, register_configs
+from alliance_dropout.workflow import train_task
+
+register_configs()
+
+
+@hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="run", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    return run_entry(lambda: train_task(cfg))
+
+
+if __name__ == "__main__":
+    main()

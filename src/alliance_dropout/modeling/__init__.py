@@ -1,0 +1,1 @@
+"""Estimators, labels, splits, calibration, metrics and evaluation of dropout models."""

@@ -1,0 +1,113 @@
+"""Typed config schemas of the modeling stage (model, label, split, calibration, evaluation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ModelKind(Enum):
+    logreg = "logreg"
+    lightgbm = "lightgbm"
+
+
+class LabelDefinition(Enum):
+    # the outcome status as recorded by the clinic (the contract's definition)
+    dropout = "dropout"
+    # an ended episode with fewer than `min_attended` attended sessions (NHS Talking Therapies
+    # counts fewer than 2 attended treatment sessions as not having finished a course)
+    early_termination = "early_termination"
+
+
+class GroupBy(Enum):
+    client = "client"
+    therapist = "therapist"
+
+
+class CalibrationMethod(Enum):
+    sigmoid = "sigmoid"
+    isotonic = "isotonic"
+
+
+@dataclass
+class ModelConfig:
+    """One estimator and its hyperparameters (``params`` go to the estimator unchanged)."""
+
+    kind: ModelKind = ModelKind.lightgbm
+    # 'balanced' re-weights classes inside the estimator; probabilities are calibrated after
+    class_weight: str | None = "balanced"
+    params: dict[str, Any] = field(default_factory=dict)
+    # LightGBM only: pick n_estimators by early stopping on grouped CV folds of the training set
+    early_stopping_rounds: int = 30
+
+
+@dataclass
+class LabelConfig:
+    definition: LabelDefinition = LabelDefinition.dropout
+    min_attended: int = 2
+
+    def __post_init__(self) -> None:
+        if self.min_attended < 1:
+            raise ValueError("label.min_attended must be at least 1")
+
+
+@dataclass
+class SplitConfig:
+    test_size: float = 0.25
+    n_folds: int = 5
+    # group folds (and the test split) by client, or by therapist to estimate performance
+    # for therapists the model has never seen
+    group_by: GroupBy = GroupBy.client
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.test_size <= 0.5:
+            raise ValueError("split.test_size must be within [0.05, 0.5]")
+        if self.n_folds < 2:
+            raise ValueError("split.n_folds must be at least 2")
+
+
+@dataclass
+class CalibrationConfig:
+    method: CalibrationMethod = CalibrationMethod.sigmoid
+
+
+@dataclass
+class ReferenceRulesConfig:
+    # PCOMS-style alert: latest client alliance below `alert_cutoff` (WAI-SR item mean), or
+    # any drop since the previous rated session of at least `alert_drop` points
+    alert_cutoff: float = 3.5
+    alert_drop: float = 0.25
+
+
+@dataclass
+class EvaluationConfig:
+    n_bootstrap: int = 200
+    ci_level: float = 0.95
+    alert_budgets: list[float] = field(default_factory=lambda: [0.1, 0.2])
+    ece_bins: int = 10
+    # decision curve thresholds
+    threshold_min: float = 0.05
+    threshold_max: float = 0.5
+    threshold_step: float = 0.01
+    # models fitted beside the main one and compared on the same test set
+    comparators: list[ModelKind] = field(default_factory=lambda: [ModelKind.logreg])
+    min_subgroup_size: int = 30
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.ci_level < 1:
+            raise ValueError("evaluation.ci_level must be within (0.5, 1)")
+        if any(not 0 < b < 1 for b in self.alert_budgets):
+            raise ValueError("evaluation.alert_budgets must be shares within (0, 1)")
+        if self.n_bootstrap < 0:
+            raise ValueError("evaluation.n_bootstrap must be >= 0")
+
+
+@dataclass
+class TuneConfig:
+    """Optuna search over ``search_space`` (one child run per trial under a parent run)."""
+
+    n_trials: int = 0
+    timeout_s: float | None = None
+    # param name -> {type: float|int|categorical, low, high, log, choices}
+    search_space: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,150 @@
+"""Estimator pipelines and the fitted risk model that maps validated session rows to risks.
+
+The scikit-learn pipeline starts from the landmark feature frame (one row per prediction
+point): its first steps are the feature transformers that learn from training data (expected
+course, therapist context), so cross-validation never lets a fold see its own outcomes. Turning
+session rows into landmark rows changes the number of rows, so it is a plain function
+(``build_features``) that ``DropoutRiskModel`` applies before the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from alliance_dropout.contract import Scale
+from alliance_dropout.features.builder import ID_COLUMNS, build_features
+from alliance_dropout.features.config import FeaturesConfig
+from alliance_dropout.features.learned import ExpectedCourseDeviation, TherapistContext
+from alliance_dropout.modeling.config import ModelConfig, ModelKind
+
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "n_estimators": 400,
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_child_samples": 40,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+}
+LOGREG_DEFAULTS: dict[str, Any] = {"C": 0.1, "max_iter": 2000}
+
+
+def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
+    """The final estimator of the pipeline, from config (params override the defaults)."""
+    if cfg.kind is ModelKind.lightgbm:
+        params = {**LIGHTGBM_DEFAULTS, **cfg.params}
+        # determinism: fixed threads and row-wise histogram building (library-notes, LightGBM)
+        return LGBMClassifier(
+            **params,
+            class_weight=cfg.class_weight,
+            random_state=seed,
+            deterministic=True,
+            force_row_wise=True,
+            n_jobs=2,
+            verbose=-1,
+        )
+    params = {**LOGREG_DEFAULTS, **cfg.params}
+    return Pipeline(
+        [
+            (
+                "impute",
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            ),
+            ("scale", StandardScaler()),
+            ("logreg", LogisticRegression(class_weight=cfg.class_weight, **params)),
+        ]
+    )
+
+
+def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
+    """Landmark feature frame -> learned context features -> estimator."""
+    drop_ids = ColumnTransformer(
+        [("ids", "drop", list(ID_COLUMNS))],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    pipe = Pipeline(
+        [
+            ("expected_course", ExpectedCourseDeviation()),
+            ("therapist_context", TherapistContext()),
+            ("drop_ids", drop_ids),
+            ("model", make_estimator(cfg, seed)),
+        ]
+    )
+    return pipe.set_output(transform="pandas")
+
+
+def fold_pipelines(calibrated: CalibratedClassifierCV) -> list[Pipeline]:
+    return [cc.estimator for cc in calibrated.calibrated_classifiers_]
+
+
+def contributions(pipe: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
+    """Per-row additive contributions to the log-odds of one fitted pipeline, per feature.
+
+    LightGBM: its own SHAP values (``pred_contrib``). Logistic regression: coefficient times the
+    standardised value (the exact additive decomposition of a linear model); a feature's
+    missing-indicator term is added to the feature's own.
+    """
+    Xt = pipe[:-1].transform(X)
+    model = pipe[-1]
+    if isinstance(model, LGBMClassifier):
+        contrib = model.predict(Xt, pred_contrib=True)[:, :-1]
+        return pd.DataFrame(contrib, columns=Xt.columns, index=X.index)
+    impute, scale, logreg = model["impute"], model["scale"], model["logreg"]
+    Z = scale.transform(impute.transform(Xt))
+    names = impute.get_feature_names_out(Xt.columns)
+    terms = pd.DataFrame(np.asarray(Z) * logreg.coef_[0], columns=names, index=X.index)
+    out = terms[list(Xt.columns)].copy()
+    for name in names:
+        if name.startswith("missingindicator_"):
+            base = name.removeprefix("missingindicator_")
+            out[base] = out[base] + terms[name]
+    return out
+
+
+@dataclass
+class DropoutRiskModel:
+    """A fitted, calibrated model with the feature settings it was trained with.
+
+    ``predict_latest`` maps validated session rows to one calibrated risk per client as of its
+    latest row; ``predict_landmarks`` scores every configured landmark (for evaluation).
+    """
+
+    features: FeaturesConfig
+    symptom: Scale
+    alliance: Scale
+    classifier: CalibratedClassifierCV
+    model_kind: str
+    feature_names: list[str] = field(default_factory=list)
+
+    def landmark_frame(
+        self, sessions: pd.DataFrame, landmarks: list[int] | None = None
+    ) -> pd.DataFrame:
+        return build_features(sessions, self.features, self.symptom, self.alliance, landmarks)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.classifier.predict_proba(X)[:, 1], dtype=float)
+
+    def predict_latest(self, sessions: pd.DataFrame) -> pd.DataFrame:
+        X = self.landmark_frame(sessions, None)
+        out = X[list(ID_COLUMNS)].copy()
+        out["dropout_risk"] = self.predict_proba(X)
+        return out
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Mean log-odds contribution per feature over the cross-fitted fold models."""
+        parts = [contributions(p, X) for p in fold_pipelines(self.classifier)]
+        return sum(parts[1:], parts[0]) / len(parts)

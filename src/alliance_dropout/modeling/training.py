@@ -1,0 +1,171 @@
+"""Landmark examples, client-grouped splits, early stopping and calibrated fitting."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from alliance_dropout import contract as c
+from alliance_dropout.contract import Scale
+from alliance_dropout.features.builder import build_features
+from alliance_dropout.features.config import FeaturesConfig
+from alliance_dropout.modeling.config import (
+    CalibrationConfig,
+    GroupBy,
+    ModelConfig,
+    ModelKind,
+    SplitConfig,
+)
+from alliance_dropout.modeling.models import DropoutRiskModel, make_pipeline
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Examples:
+    """Training examples: one row per (labeled client, landmark)."""
+
+    X: pd.DataFrame  # landmark feature frame (ID columns + features)
+    y: np.ndarray
+    groups: np.ndarray  # split unit per row (client or the client's latest therapist)
+
+
+def landmark_examples(
+    sessions: pd.DataFrame,
+    labels: pd.Series,
+    features: FeaturesConfig,
+    symptom: Scale,
+    alliance: Scale,
+    group_by: GroupBy,
+) -> Examples:
+    """Features at every configured landmark of every labeled client, with its label."""
+    labeled = sessions[sessions[c.CLIENT_ID].isin(labels.index)]
+    X = build_features(labeled, features, symptom, alliance, list(features.landmarks))
+    X = X.reset_index(drop=True)
+    y = X[c.CLIENT_ID].map(labels).to_numpy(dtype=int)
+    return Examples(X=X, y=y, groups=split_groups(labeled, X, group_by))
+
+
+def split_groups(sessions: pd.DataFrame, X: pd.DataFrame, group_by: GroupBy) -> np.ndarray:
+    if group_by is GroupBy.client:
+        return X[c.CLIENT_ID].to_numpy()
+    # the therapist of the client's latest row counts (data contract)
+    last = sessions.sort_values([c.CLIENT_ID, c.SESSION_NUMBER]).groupby(c.CLIENT_ID).tail(1)
+    therapist = last.set_index(c.CLIENT_ID)[c.THERAPIST_ID]
+    return X[c.CLIENT_ID].map(therapist).to_numpy()
+
+
+def client_level_labels(ex: Examples) -> tuple[np.ndarray, np.ndarray]:
+    """One (group, label) per row, for stratifying splits on the episode's label."""
+    return ex.groups, ex.y
+
+
+def train_test_split_groups(ex: Examples, cfg: SplitConfig, seed: int) -> tuple[np.ndarray, ...]:
+    """Row indices of train and test sets; whole groups (clients or therapists) on one side."""
+    n_splits = max(2, round(1 / cfg.test_size))
+    sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train_idx, test_idx = next(sgkf.split(ex.X, ex.y, ex.groups))
+    return train_idx, test_idx
+
+
+def grouped_folds(ex: Examples, idx: np.ndarray, n_folds: int, seed: int) -> Folds:
+    """Stratified, grouped CV folds over the rows ``idx`` (positions relative to ``idx``)."""
+    sgkf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(sgkf.split(np.zeros(len(idx)), ex.y[idx], ex.groups[idx]))
+
+
+def subset(ex: Examples, idx: np.ndarray) -> Examples:
+    return Examples(X=ex.X.iloc[idx].reset_index(drop=True), y=ex.y[idx], groups=ex.groups[idx])
+
+
+def early_stopped_rounds(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int) -> int:
+    """Median best iteration of LightGBM over grouped CV folds (validation = the held-out fold)."""
+    best = []
+    for fit_idx, val_idx in folds:
+        pipe = make_pipeline(cfg, seed)
+        features = pipe[:-1]
+        X_fit = features.fit_transform(ex.X.iloc[fit_idx], ex.y[fit_idx])
+        X_val = features.transform(ex.X.iloc[val_idx])
+        pipe[-1].fit(
+            X_fit,
+            ex.y[fit_idx],
+            eval_X=X_val,
+            eval_y=ex.y[val_idx],
+            eval_metric="auc",
+            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+        )
+        best.append(pipe[-1].best_iteration_ or pipe[-1].n_estimators)
+    return int(np.median(best))
+
+
+def cv_auc(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int) -> float:
+    """Mean ROC AUC of the uncalibrated pipeline over grouped CV folds (a tuning objective)."""
+    aucs = []
+    for fit_idx, val_idx in folds:
+        pipe = make_pipeline(cfg, seed).fit(ex.X.iloc[fit_idx], ex.y[fit_idx])
+        p = pipe.predict_proba(ex.X.iloc[val_idx])[:, 1]
+        aucs.append(roc_auc_score(ex.y[val_idx], p))
+    return float(np.mean(aucs))
+
+
+def fit_calibrated(
+    ex: Examples,
+    model_cfg: ModelConfig,
+    calibration: CalibrationConfig,
+    folds: Folds,
+    features: FeaturesConfig,
+    symptom: Scale,
+    alliance: Scale,
+    seed: int,
+) -> tuple[DropoutRiskModel, ModelConfig]:
+    """Fit the pipeline and calibrate it on data it was not fitted on.
+
+    ``CalibratedClassifierCV`` with grouped folds fits one pipeline per fold and calibrates it on
+    that fold's held-out clients; predictions average the calibrated fold models. For LightGBM,
+    the number of trees is first chosen by early stopping on the same folds.
+    """
+    if model_cfg.kind is ModelKind.lightgbm and model_cfg.early_stopping_rounds > 0:
+        rounds = early_stopped_rounds(ex, folds, model_cfg, seed)
+        model_cfg = dataclasses.replace(
+            model_cfg, params={**model_cfg.params, "n_estimators": rounds}
+        )
+    calibrated = CalibratedClassifierCV(
+        make_pipeline(model_cfg, seed), method=calibration.method.value, cv=folds, ensemble=True
+    )
+    calibrated.fit(ex.X, ex.y)
+    first = calibrated.calibrated_classifiers_[0].estimator
+    names = list(first[:-1].transform(ex.X.head(1)).columns)
+    model = DropoutRiskModel(
+        features=features,
+        symptom=symptom,
+        alliance=alliance,
+        classifier=calibrated,
+        model_kind=model_cfg.kind.value,
+        feature_names=names,
+    )
+    return model, model_cfg
+
+
+def clone_config(cfg: ModelConfig, **params: object) -> ModelConfig:
+    return dataclasses.replace(cfg, params={**cfg.params, **params})
+
+
+__all__ = [
+    "Examples",
+    "clone",
+    "clone_config",
+    "cv_auc",
+    "fit_calibrated",
+    "grouped_folds",
+    "landmark_examples",
+    "subset",
+    "train_test_split_groups",
+]

@@ -1,0 +1,239 @@
+"""Everything that talks to MLflow: store set-up, lineage, artifacts, model, registry.
+
+Health data stays out: what is logged is config, aggregate counts, metrics, plots, the model
+and a synthetic input example. No client ids, no raw rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata as md
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+
+from alliance_dropout.config import REPO_ROOT
+
+CHAMPION = "champion"
+PINNED_PACKAGES = (
+    "scikit-learn",
+    "lightgbm",
+    "mlflow",
+    "pandera",
+    "hydra-core",
+    "omegaconf",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "scipy",
+    "joblib",
+    "matplotlib",
+)
+
+
+def resolve_uri(uri: str, mlruns_dir: str | os.PathLike[str]) -> str:
+    """The configured URI, or the local SQLite store ``<mlruns_dir>/mlflow.db`` when empty."""
+    if uri:
+        return uri
+    return f"sqlite:///{Path(mlruns_dir).resolve() / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def _store_lock(mlruns_dir: Path) -> Iterator[None]:
+    """Serialise store creation: parallel jobs on a fresh SQLite store race on its migration."""
+    mlruns_dir.mkdir(parents=True, exist_ok=True)
+    with open(mlruns_dir / ".store.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def setup_tracking(uri: str, experiment: str, mlruns_dir: str | os.PathLike[str]) -> str:
+    """Point MLflow at the store, create it and the experiment once (under a lock)."""
+    mlruns = Path(mlruns_dir)
+    resolved = resolve_uri(uri, mlruns)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    local = resolved.startswith("sqlite:///")
+    with _store_lock(mlruns) if local else contextlib.nullcontext():
+        if mlflow.get_experiment_by_name(experiment) is None:
+            artifacts = (mlruns / "artifacts").resolve().as_uri() if local else None
+            mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
+    return resolved
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PINNED_PACKAGES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def log_params(params: dict[str, Any]) -> None:
+    # MLflow caps a param value at 6000 chars; long lists are in the config file anyway
+    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+
+
+def log_dataset(frame: pd.DataFrame, source: str, name: str, context: str) -> None:
+    """Dataset lineage: digest, schema and row counts only (MLflow never stores the rows)."""
+    ds = mlflow.data.from_pandas(frame, source=source, name=name)
+    mlflow.log_input(ds, context=context)
+
+
+def log_figure(fig: Figure, artifact_file: str) -> None:
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def log_table(df: pd.DataFrame, artifact_file: str) -> None:
+    mlflow.log_text(df.to_csv(index=False), artifact_file)
+
+
+def python_requirements() -> list[str]:
+    return [f"{name}=={version}" for name, version in package_versions().items()] + [
+        "skops",
+    ]
+
+
+def log_model(risk_model: Any, name: str, input_example: pd.DataFrame, signature: Any) -> Any:
+    """Log the fitted model as a pyfunc (models-from-code) that accepts raw session rows."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "risk_model.joblib"
+        joblib.dump(risk_model, path)
+        entry = Path(__file__).with_name("serving_entry.py")
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(entry),
+            artifacts={"risk_model": str(path)},
+            code_paths=[str(Path(__file__).parent)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=python_requirements(),
+        )
+
+
+@dataclass
+class PromotionDecision:
+    promoted: bool
+    reason: str
+    version: str | None = None
+    previous_champion: str | None = None
+
+
+def register_and_promote(
+    model_uri: str,
+    registered_name: str,
+    run_id: str,
+    new_auc: float,
+    best_rule_auc: float,
+    champion_auc: float | None,
+    champion_version: str | None,
+    margin: float,
+) -> PromotionDecision:
+    """Register the run's model; move the champion alias only if it beats rules and champion."""
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, registered_name).version
+    client.set_model_version_tag(registered_name, version, "run_id", run_id)
+    if new_auc < best_rule_auc + margin:
+        decision = PromotionDecision(
+            False,
+            f"test AUC {new_auc:.4f} does not beat the best reference rule "
+            f"({best_rule_auc:.4f}) by the margin {margin}",
+            version,
+            champion_version,
+        )
+    elif champion_auc is not None and new_auc < champion_auc + margin:
+        decision = PromotionDecision(
+            False,
+            f"test AUC {new_auc:.4f} does not beat champion v{champion_version} "
+            f"({champion_auc:.4f} on the same test set) by the margin {margin}",
+            version,
+            champion_version,
+        )
+    else:
+        against = (
+            "no champion yet"
+            if champion_auc is None
+            else f"champion v{champion_version} had {champion_auc:.4f} on the same test set"
+        )
+        decision = PromotionDecision(
+            True,
+            f"test AUC {new_auc:.4f} beats the best reference rule ({best_rule_auc:.4f}); "
+            f"{against}; margin {margin}",
+            version,
+            champion_version,
+        )
+        client.set_registered_model_alias(registered_name, CHAMPION, version)
+    client.set_model_version_tag(registered_name, version, "promotion", decision.reason)
+    return decision
+
+
+def current_champion(registered_name: str) -> tuple[str, str] | None:
+    """(version, model uri) of the champion, or None if there is none yet."""
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(registered_name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return str(mv.version), f"models:/{registered_name}@{CHAMPION}"
+
+
+def load_risk_model(model_uri: str) -> Any:
+    """The DropoutRiskModel inside a logged pyfunc."""
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model

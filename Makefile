@@ -11,7 +11,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
 SYNTHETIC := data/synthetic/sessions.csv
 
-.PHONY: help install run data validate test test-slow lint format typecheck bench ui clean
+.PHONY: help install browser run data validate score test test-slow lint format typecheck bench ui clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -35,8 +35,11 @@ run: install data ## Run the whole pipeline on the built-in synthetic data
 validate: install data ## Validate the built-in data set only
 	$(PY) pipelines/validate.py
 
-test: install ## Run the test suite (fast tests; slow ones: make test-slow)
+test: install browser ## Run the test suite (fast tests; slow ones: make test-slow)
 	$(PY) -m pytest -n 2 -q
+
+browser: ## Install headless Chromium for the report's browser test (Debian package)
+	@bash scripts/ensure_chromium.sh
 
 test-slow: install ## Run the slow tests only
 	$(PY) -m pytest -q -m slow

@@ -1,0 +1,273 @@
+"""Sudden gains and losses (Tang & DeRubeis 1999), as the R package suddengains implements them.
+
+The criteria follow ``identify_sg``/``identify_sl``/``check_interval`` of suddengains 0.7.x
+(Wiedemann, Thew, Stott & Ehlers 2020, PLOS ONE 15(3): e0230276). For the interval between
+occasions N and N+1 (scores x; for a symptom measure, lower is better):
+
+1. ``x[N] - x[N+1] >= cutoff`` (default: the instrument's reliable-change value, Jacobson &
+   Truax 1991, which is what ``define_crit1_cutoff`` returns);
+2. ``x[N] - x[N+1] >= pct * x[N]`` (pct = 0.25);
+3. ``mean(x[N-2..N]) - mean(x[N+1..N+3]) > t_crit * s_pooled``, with
+   ``s_pooled = sqrt(((n_pre-1) s_pre^2 + (n_post-1) s_post^2) / (n_pre + n_post - 2))`` and
+   t_crit = 2.776 / 3.182 / 4.303 when 0 / 1 / 2 of the six values are missing (Lutz et al. 2013);
+   the package evaluates criterion 3 only with at least 2 values on each side.
+
+Criteria 1 and 2 are missing (the interval is not evaluable) unless x[N] and x[N+1] are present;
+positions before the first or after the last occasion count as missing, which reproduces how the
+package treats the first and last intervals of its wide data. Losses are the mirror image. Where
+the package's ``identify_sl`` states criterion 2 as ``x[N] - x[N+1] <= pct * x[N]`` (true for
+every worsening, so it never binds), we apply the mirror image ``x[N+1] - x[N] >= pct * x[N]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from alliance_dropout.contract import Scale
+from alliance_dropout.features.dictionary import FeatureSpec
+
+FAMILY = "sudden_gains"
+# Tang & DeRubeis (1999): three sessions before and three after the gain.
+_PRE = 3
+_POST = 3
+_REFERENCE = (
+    "Tang & DeRubeis 1999, J Consult Clin Psychol 67:894-904; Lutz et al. 2013, Psychother Res "
+    "23:14-24; R package suddengains 0.7 (Wiedemann et al. 2020, PLOS ONE 15:e0230276)"
+)
+
+
+@dataclass
+class SuddenGainConfig:
+    """Sudden gain/loss criteria. ``cutoff`` None means the symptom scale's reliable change."""
+
+    cutoff: float | None = None
+    pct: float = 0.25
+    # Two-tailed t (alpha .05) for df = 4, 3, 2: 0, 1 or 2 of the six values missing
+    # (Tang & DeRubeis 1999; Lutz et al. 2013; suddengains' default).
+    critical_t_complete: float = 2.776
+    critical_t_one_missing: float = 3.182
+    critical_t_two_missing: float = 4.303
+    detect_losses: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cutoff is not None and self.cutoff <= 0:
+            raise ValueError("sudden_gains.cutoff must be positive (or null for the scale's RCI)")
+        if not 0.0 <= self.pct < 1.0:
+            raise ValueError("sudden_gains.pct must be within [0, 1)")
+        if min(self.critical_t) <= 0:
+            raise ValueError("sudden_gains critical t values must be positive")
+
+    @property
+    def critical_t(self) -> tuple[float, float, float]:
+        return (self.critical_t_complete, self.critical_t_one_missing, self.critical_t_two_missing)
+
+
+def reliable_change_cutoff(sd: float, reliability: float) -> float:
+    """Jacobson & Truax (1991) reliable-change value, as suddengains' ``define_crit1_cutoff``."""
+    if not 0.0 <= reliability <= 1.0:
+        raise ValueError("reliability must be within [0, 1]")
+    standard_error_measurement = sd * np.sqrt(1.0 - reliability)
+    return float(1.96 * np.sqrt(2.0) * standard_error_measurement)
+
+
+def _interval_verdicts(
+    windows: np.ndarray,
+    cutoff: float,
+    pct: float,
+    losses: bool,
+    critical_t: tuple[float, float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gain (or loss) and evaluability of intervals given their six values x[N-2..N+3].
+
+    ``windows`` has shape (..., 6); returns two bool arrays of shape (...).
+    """
+    pre, post = windows[..., :_PRE], windows[..., _PRE:]
+    x_n, x_n1 = pre[..., -1], post[..., 0]
+    n_pre = np.sum(~np.isnan(pre), axis=-1)
+    n_post = np.sum(~np.isnan(post), axis=-1)
+    evaluable = ~np.isnan(x_n) & ~np.isnan(x_n1) & (n_pre >= 2) & (n_post >= 2)
+
+    # Work on evaluable intervals only, so that no all-NaN slice reaches nanmean/nanvar.
+    pre_e, post_e = pre[evaluable], post[evaluable]
+    np_e, nq_e = n_pre[evaluable], n_post[evaluable]
+    change = x_n[evaluable] - x_n1[evaluable]  # positive = improvement on a lower-is-better scale
+    mean_pre, mean_post = np.nanmean(pre_e, axis=-1), np.nanmean(post_e, axis=-1)
+    pooled = np.sqrt(
+        (
+            (np_e - 1) * np.nanvar(pre_e, axis=-1, ddof=1)
+            + (nq_e - 1) * np.nanvar(post_e, axis=-1, ddof=1)
+        )
+        / (np_e + nq_e - 2)
+    )
+    n_missing = (_PRE + _POST) - (np_e + nq_e)
+    t_crit = np.asarray(critical_t)[n_missing]
+    if losses:
+        change, mean_shift = -change, mean_post - mean_pre
+    else:
+        mean_shift = mean_pre - mean_post
+    verdict = (change >= cutoff) & (change >= pct * x_n[evaluable]) & (mean_shift > t_crit * pooled)
+
+    gain = np.zeros(evaluable.shape, dtype=bool)
+    gain[evaluable] = verdict
+    return gain, evaluable
+
+
+def _padded_windows(scores: np.ndarray) -> np.ndarray:
+    """(n_clients, n_occasions - 1, 6) windows x[N-2..N+3] for every interval N -> N+1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    pad = np.full((scores.shape[0], 2), np.nan)
+    padded = np.concatenate([pad, scores, pad], axis=1)
+    return sliding_window_view(padded, _PRE + _POST, axis=1)[:, : scores.shape[1] - 1]
+
+
+def identify_sudden_gains(
+    scores: np.ndarray,
+    cutoff: float,
+    pct: float = 0.25,
+    losses: bool = False,
+    critical_t: tuple[float, float, float] = (2.776, 3.182, 4.303),
+) -> np.ndarray:
+    """Sudden gains (or losses) per interval of wide scores (n_clients, n_occasions), NaN = missing.
+
+    Column k of the result is the interval from occasion k to k+1 (suddengains' ``sg_{k+1}to{k+2}``
+    when the first column is the first treatment session). Intervals the package cannot
+    evaluate (missing values) are False.
+    """
+    gain, _ = _interval_verdicts(_padded_windows(scores), cutoff, pct, losses, critical_t)
+    return gain
+
+
+def evaluable_intervals(scores: np.ndarray) -> np.ndarray:
+    """Intervals with enough data for all three criteria (suddengains' ``count_intervals``)."""
+    _, evaluable = _interval_verdicts(_padded_windows(scores), 1.0, 0.0, False, (1.0, 1.0, 1.0))
+    return evaluable
+
+
+def _occasions(symptom: np.ndarray, attended: np.ndarray | None) -> np.ndarray:
+    """Row indices of the occasions: attended rows, or rows with a score without attendance."""
+    mask = ~np.isnan(symptom) if attended is None else np.asarray(attended, dtype=bool)
+    return np.flatnonzero(mask)
+
+
+def events_known_by_row(client_start: np.ndarray, event_rows: np.ndarray) -> np.ndarray:
+    """Per row i: number of events of i's client known at a row <= i (float, 0 when none).
+
+    ``event_rows`` holds the row at which each event became known, one entry per event.
+    """
+    event_rows = np.sort(event_rows)
+    rows = np.arange(client_start.shape[0])
+    known = np.searchsorted(event_rows, rows, side="right")
+    before_client = np.searchsorted(event_rows, client_start, side="left")
+    return (known - before_client).astype(np.float64)
+
+
+def sudden_gain_features(
+    client_start: np.ndarray,
+    symptom: np.ndarray,
+    cfg: SuddenGainConfig,
+    scale: Scale,
+    attended: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-row sudden gain/loss features as of that row (leakage-free).
+
+    Occasions are the client's attended rows (a missing questionnaire is a missing occasion;
+    cancelled and no-show rows are not occasions). Without ``attended``, rows with a score are
+    the occasions. The gain between occasions N and N+1 is counted from the row of occasion
+    N+3 on, the last value criterion 3 needs; it is never revised afterwards.
+    """
+    client_start = np.asarray(client_start, dtype=np.int64)
+    symptom = np.asarray(symptom, dtype=np.float64)
+    n = symptom.shape[0]
+    cutoff = cfg.cutoff if cfg.cutoff is not None else scale.reliable_change
+    if cutoff is None:
+        raise ValueError(f"scale {scale.name} has no reliable_change; set sudden_gains.cutoff")
+
+    occ_rows = _occasions(symptom, attended)
+    occ_values = symptom[occ_rows]
+    occ_first = client_start[occ_rows]  # first row of the occasion's client, for same-client tests
+    # Window x[N-2..N+3] ending at occasion j (= N+3): offsets -5..0, missing across clients.
+    width = _PRE + _POST
+    windows = np.full((occ_rows.shape[0], width), np.nan)
+    for k in range(width):  # fixed window width, not a loop over rows
+        lag = width - 1 - k
+        src = np.arange(occ_rows.shape[0]) - lag
+        ok = src >= 0
+        ok[ok] = occ_first[src[ok]] == occ_first[ok]
+        windows[ok, k] = occ_values[src[ok]]
+
+    # A gain improves the symptom: a drop when higher is worse, a rise otherwise.
+    improving_is_drop = scale.higher_is_worse
+    out: dict[str, np.ndarray] = {}
+    kinds = [("gain", not improving_is_drop)]
+    if cfg.detect_losses:
+        kinds.append(("loss", improving_is_drop))
+    for kind, as_loss in kinds:
+        verdict, _ = _interval_verdicts(windows, cutoff, cfg.pct, as_loss, cfg.critical_t)
+        known_rows = occ_rows[verdict]
+        out[f"sudden_{kind}_count"] = events_known_by_row(client_start, known_rows)
+        if kind == "gain":
+            out["sessions_since_sudden_gain"] = _occasions_since_gain(
+                client_start, occ_rows, verdict, n
+            )
+    return out
+
+
+def _occasions_since_gain(
+    client_start: np.ndarray, occ_rows: np.ndarray, verdict: np.ndarray, n: int
+) -> np.ndarray:
+    """Attended sessions since the post-gain occasion N+1 of the latest known gain; NaN if none."""
+    # Occasion count up to and including each row (within the whole array, then per client).
+    occ_count = np.zeros(n, dtype=np.int64)
+    occ_count[occ_rows] = 1
+    occ_count = np.cumsum(occ_count)  # occasions at rows <= i, over all clients
+    # Global occasion number of the post-gain occasion N+1 = (N+3) - 2, known at row of N+3.
+    known_at = np.full(n, -1, dtype=np.int64)
+    known_at[occ_rows[verdict]] = np.flatnonzero(verdict) - 2
+    latest = np.maximum.accumulate(np.where(known_at >= 0, np.arange(n), -1))
+    has_gain = (latest >= 0) & (latest >= client_start)
+    post_gain_occasion = known_at[np.where(has_gain, latest, 0)]
+    since = (occ_count - 1 - post_gain_occasion).astype(np.float64)
+    return np.where(has_gain, since, np.nan)
+
+
+def feature_specs(cfg: SuddenGainConfig) -> list[FeatureSpec]:
+    """Dictionary entries of the sudden gain/loss features."""
+    cutoff = "the symptom scale's reliable change" if cfg.cutoff is None else f"{cfg.cutoff} points"
+    criteria = (
+        f"Tang & DeRubeis criteria between attended sessions N and N+1: change >= {cutoff}, "
+        f">= {cfg.pct:.0%} of the score at N, and pre (N-2..N) vs post (N+1..N+3) means differ by "
+        "more than t x pooled SD (t 2.776/3.182/4.303 for 0/1/2 missing)"
+    )
+    specs = [
+        FeatureSpec(
+            "sudden_gain_count",
+            FAMILY,
+            f"Number of sudden gains known by this session. {criteria}; a gain counts from "
+            "session N+3 on, when its post-gain values are complete.",
+            "count",
+            _REFERENCE,
+        ),
+        FeatureSpec(
+            "sessions_since_sudden_gain",
+            FAMILY,
+            "Attended sessions since the post-gain session N+1 of the latest known sudden gain; "
+            "missing when there has been none.",
+            "attended sessions",
+            _REFERENCE,
+        ),
+    ]
+    if cfg.detect_losses:
+        specs.append(
+            FeatureSpec(
+                "sudden_loss_count",
+                FAMILY,
+                "Number of sudden losses (the mirror image of a sudden gain: a sudden worsening) "
+                "known by this session, counted from session N+3 on.",
+                "count",
+                "Lutz et al. 2013, Psychother Res 23:14-24; " + _REFERENCE,
+            )
+        )
+    return specs

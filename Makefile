@@ -30,10 +30,10 @@ $(SYNTHETIC): | $(VENV)/.installed
 data: $(SYNTHETIC) ## Generate the built-in synthetic data set (if missing)
 
 run: install data ## Run the whole pipeline on the built-in synthetic data
-	$(PY) pipelines/run.py
+	$(PY) pipelines/run.py data=synthetic
 
 validate: install data ## Validate the built-in data set only
-	$(PY) pipelines/validate.py
+	$(PY) pipelines/validate.py data=synthetic
 
 test: install browser ## Run the test suite (fast tests; slow ones: make test-slow)
 	$(PY) -m pytest -n 2 -q

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from alliance_dropout import contract
+from alliance_dropout.errors import ConfigError
+from alliance_dropout.simulate import SimulateConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +96,7 @@ class DataConfig:
         if unknown:
             raise ValueError(
                 f"data.columns maps unknown canonical columns {sorted(unknown)}; "
-                f"canonical names are {list(contract.SESSION_COLUMNS + (contract.STATUS,))}"
+                f"canonical names are {[*contract.SESSION_COLUMNS, contract.STATUS]}"
             )
         overlap = set(self.client_features) & set(self.audit_attributes)
         if overlap:
@@ -133,47 +136,53 @@ class ValidateRunConfig:
     output_dir: str = MISSING
 
 
+@dataclass
+class SimulateRunConfig:
+    """Primary config of ``pipelines/simulate.py``."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    simulate: SimulateConfig = field(default_factory=SimulateConfig)
+    output_dir: str = "${paths.synthetic_dir}"
+
+
 def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    """Store the schemas in Hydra's ConfigStore (idempotent).
+
+    The training and scoring schemas live beside their stages, which import this module, so
+    they are imported here, at registration time.
+    """
     from hydra.core.config_store import ConfigStore
+
+    from alliance_dropout.features.config import FeaturesConfig
+    from alliance_dropout.modeling.config import ModelConfig, TuneConfig
+    from alliance_dropout.scoring import ScoreRunConfig, ScoringConfig
+    from alliance_dropout.workflow import TrainRunConfig
 
     cs = ConfigStore.instance()
     cs.store(name="validate_schema", node=ValidateRunConfig)
+    cs.store(name="simulate_schema", node=SimulateRunConfig)
+    cs.store(name="train_schema", node=TrainRunConfig)
+    cs.store(name="score_schema", node=ScoreRunConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="symptom", name="scale_schema", node=ScaleConfig, package="data.symptom")
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
-    _register_stage_schemas(cs)
-
-
-def _register_stage_schemas(cs: Any) -> None:
-    """Schemas owned by the stage modules; each is optional until its stage exists."""
-    try:
-        from alliance_dropout.simulate import SimulateConfig
-    except ImportError:
-        pass
-    else:
-
-        @dataclass
-        class SimulateRunConfig:
-            paths: PathsConfig = field(default_factory=PathsConfig)
-            simulate: SimulateConfig = field(default_factory=SimulateConfig)
-            output_dir: str = "${paths.synthetic_dir}"
-
-        cs.store(name="simulate_schema", node=SimulateRunConfig)
-        cs.store(group="simulate", name="simulate_schema", node=SimulateConfig)
-    try:
-        from alliance_dropout.features.config import FeaturesConfig
-        from alliance_dropout.modeling.config import ModelConfig, TuneConfig
-        from alliance_dropout.workflow import TrainRunConfig
-    except ImportError:
-        pass
-    else:
-        cs.store(name="train_schema", node=TrainRunConfig)
-        cs.store(group="features", name="features_schema", node=FeaturesConfig)
-        cs.store(group="model", name="model_schema", node=ModelConfig)
-        cs.store(group="tune", name="tune_schema", node=TuneConfig)
+    cs.store(group="simulate", name="simulate_schema", node=SimulateConfig)
+    cs.store(group="features", name="features_schema", node=FeaturesConfig)
+    cs.store(group="model", name="model_schema", node=ModelConfig)
+    cs.store(group="tune", name="tune_schema", node=TuneConfig)
+    cs.store(group="scoring", name="scoring_schema", node=ScoringConfig)
 
 
 def to_object(node: Any) -> Any:
-    """Typed dataclass instance of a config node; runs the schemas' range checks."""
-    return OmegaConf.to_object(node)
+    """Typed dataclass instance of a config node; runs the schemas' range checks.
+
+    A missing mandatory value or a failed range check becomes a ConfigError (one clear line).
+    """
+    try:
+        return OmegaConf.to_object(node)
+    except MissingMandatoryValue as exc:
+        raise ConfigError(
+            f"config value missing: {exc.full_key} (give it on the command line)"
+        ) from None
+    except (ValueError, OmegaConfBaseException) as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc

@@ -22,3 +22,7 @@ class InputFileError(PipelineError):
 
 class QuarantineLimitExceeded(PipelineError):
     """More clients were quarantined than the configured share allows."""
+
+
+class ConfigError(PipelineError):
+    """A config value that is missing or out of its allowed range."""

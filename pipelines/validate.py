@@ -1,0 +1,40 @@
+"""Validate a clinic export against the data contract.
+
+    python pipelines/validate.py data.sessions=PATH data.outcomes=PATH [data.clients=PATH] \
+        output_dir=DIR
+
+Writes the validated tables, quarantine.csv and the validation report into DIR. Exit code 2
+(and nothing new in DIR) on an unreadable file, a missing column or too many quarantined clients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from alliance_dropout.cli import echo, run_entry
+from alliance_dropout.config import REPO_ROOT, ValidateRunConfig, register_configs, to_object
+from alliance_dropout.validation import run_validation, summary_lines
+
+register_configs()
+
+
+def run(cfg: DictConfig) -> None:
+    """Validate the configured tables and print an aggregate summary."""
+    run_cfg: ValidateRunConfig = to_object(cfg)
+    output_dir = Path(run_cfg.output_dir)
+    data = run_validation(run_cfg.data, output_dir, require_outcomes=True)
+    for line in summary_lines(data.report):
+        echo(line)
+    echo("wrote %s", output_dir)
+
+
+@hydra.main(version_base="1.3", config_path=str(REPO_ROOT / "conf"), config_name="validate")
+def main(cfg: DictConfig) -> None:
+    run_entry(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    main()

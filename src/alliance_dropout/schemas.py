@@ -1,0 +1,216 @@
+"""pandera schemas of the data contract, built from the configured rating scales.
+
+``sessions_schema`` describes the *validated* sessions frame every downstream stage receives
+(typed, canonical columns, scores in range). The validation stage runs the same schema on
+pre-coerced data (see ``alliance_dropout.validation``) and turns pandera's failure cases into
+the stable check names below with ``failing_rows``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from alliance_dropout import contract as c
+from alliance_dropout.contract import Scale
+
+# --- stable check names: quarantine.csv and validation_report.json use exactly these ---------
+UNREADABLE = "unreadable_{column}"  # a cell that cannot be read as its column's type
+OUT_OF_RANGE = "out_of_range_{column}"  # a score outside its scale (inf included)
+EMPTY = "empty_{column}"  # a required cell that is missing or blank
+INVALID_SESSION_NUMBER = "invalid_session_number"  # below 1 or not a whole number
+UNKNOWN_ATTENDANCE = "unknown_attendance"
+UNKNOWN_STATUS = "unknown_status"
+DUPLICATE_SESSION_NUMBER = "duplicate_session_number"
+DATES_OUT_OF_ORDER = "session_date_out_of_order"
+SCORE_ON_NON_ATTENDED = "score_on_non_attended_session"
+DUPLICATE_CLIENT_ID = "duplicate_client_id"
+CLIENT_WITHOUT_SESSIONS = "client_without_sessions"
+# Not a failed check: the row is fine but another row of its client failed.
+CLIENT_QUARANTINED = "client_quarantined"
+
+# Typed (non-text) session columns: their cells may be unreadable.
+SESSION_TYPED = (c.SESSION_NUMBER, c.SESSION_DATE, *c.SESSION_SCORES)
+
+SESSION_CHECKS: tuple[str, ...] = (
+    *(EMPTY.format(column=col) for col in c.SESSION_REQUIRED),
+    *(UNREADABLE.format(column=col) for col in SESSION_TYPED),
+    INVALID_SESSION_NUMBER,
+    UNKNOWN_ATTENDANCE,
+    *(OUT_OF_RANGE.format(column=col) for col in c.SESSION_SCORES),
+    DUPLICATE_SESSION_NUMBER,
+    DATES_OUT_OF_ORDER,
+    SCORE_ON_NON_ATTENDED,
+)
+OUTCOME_CHECKS: tuple[str, ...] = (
+    EMPTY.format(column=c.CLIENT_ID),
+    EMPTY.format(column=c.STATUS),
+    UNKNOWN_STATUS,
+    DUPLICATE_CLIENT_ID,
+    CLIENT_WITHOUT_SESSIONS,
+)
+CLIENT_CHECKS: tuple[str, ...] = (
+    EMPTY.format(column=c.CLIENT_ID),
+    DUPLICATE_CLIENT_ID,
+    CLIENT_WITHOUT_SESSIONS,
+)
+
+# The column a check is about, for quarantine.csv (per-column checks carry it in their name).
+CHECK_COLUMN: dict[str, str] = {
+    **{EMPTY.format(column=col): col for col in (*c.SESSION_REQUIRED, c.STATUS)},
+    **{UNREADABLE.format(column=col): col for col in SESSION_TYPED},
+    **{OUT_OF_RANGE.format(column=col): col for col in c.SESSION_SCORES},
+    INVALID_SESSION_NUMBER: c.SESSION_NUMBER,
+    UNKNOWN_ATTENDANCE: c.ATTENDANCE,
+    UNKNOWN_STATUS: c.STATUS,
+    DUPLICATE_SESSION_NUMBER: c.SESSION_NUMBER,
+    DATES_OUT_OF_ORDER: c.SESSION_DATE,
+    SCORE_ON_NON_ATTENDED: c.ATTENDANCE,
+    DUPLICATE_CLIENT_ID: c.CLIENT_ID,
+    CLIENT_WITHOUT_SESSIONS: c.CLIENT_ID,
+}
+
+
+def _identifier(column: str, *, unique: bool = False) -> pa.Column:
+    # Missing cells fail pandera's nullability check; blank ones fail the pattern.
+    return pa.Column(
+        str,
+        nullable=False,
+        unique=unique,
+        checks=pa.Check.str_matches(r"\s*\S", title=EMPTY.format(column=column)),
+    )
+
+
+def _is_whole_number(s: pd.Series) -> pd.Series:
+    values = s.to_numpy(dtype="float64")
+    return pd.Series(np.isfinite(values) & (values == np.floor(values)), index=s.index)
+
+
+def _dates_in_session_order(df: pd.DataFrame) -> pd.Series:
+    """False on a row dated before the previous session (by number) of the same client."""
+    known = df[[c.CLIENT_ID, c.SESSION_NUMBER, c.SESSION_DATE]].dropna()
+    ordered = known.sort_values([c.CLIENT_ID, c.SESSION_NUMBER], kind="stable")
+    previous = ordered.groupby(c.CLIENT_ID, sort=False)[c.SESSION_DATE].shift()
+    earlier = ordered[c.SESSION_DATE] < previous
+    return ~earlier.reindex(df.index, fill_value=False)
+
+
+def _scores_only_when_attended(df: pd.DataFrame) -> pd.Series:
+    """False on a cancelled or no-show row that carries any score."""
+    scores = [col for col in c.SESSION_SCORES if col in df.columns]
+    not_attended = df[c.ATTENDANCE].isin([c.CANCELLED, c.NO_SHOW])
+    return ~(not_attended & df[scores].notna().any(axis=1))
+
+
+def sessions_schema(symptom: Scale, alliance: Scale) -> pa.DataFrameSchema:
+    """Schema of the validated sessions frame (all 11 canonical columns, typed)."""
+    scales = {col: alliance for col in c.SESSION_SCORES} | {c.SYMPTOM_SCORE: symptom}
+    scores = {
+        col: pa.Column(
+            float,
+            nullable=True,
+            checks=pa.Check.in_range(scale.min, scale.max, title=OUT_OF_RANGE.format(column=col)),
+        )
+        for col, scale in scales.items()
+    }
+    columns = {
+        c.CLIENT_ID: _identifier(c.CLIENT_ID),
+        c.THERAPIST_ID: _identifier(c.THERAPIST_ID),
+        c.SESSION_NUMBER: pa.Column(
+            "int64",
+            checks=[
+                pa.Check.ge(1, title=INVALID_SESSION_NUMBER),
+                pa.Check(_is_whole_number, title=INVALID_SESSION_NUMBER),
+            ],
+        ),
+        c.SESSION_DATE: pa.Column(pa.Timestamp),
+        c.ATTENDANCE: pa.Column(
+            str, checks=pa.Check.isin(list(c.ATTENDANCE_VALUES), title=UNKNOWN_ATTENDANCE)
+        ),
+        **scores,
+    }
+    return pa.DataFrameSchema(
+        columns,
+        checks=[
+            # ignore_na=False: otherwise pandera passes rows with any missing cell
+            pa.Check(_dates_in_session_order, name=DATES_OUT_OF_ORDER, ignore_na=False),
+            pa.Check(_scores_only_when_attended, name=SCORE_ON_NON_ATTENDED, ignore_na=False),
+        ],
+        unique=[c.CLIENT_ID, c.SESSION_NUMBER],
+        report_duplicates="all",
+        strict=True,
+        name="sessions",
+    )
+
+
+def outcomes_schema() -> pa.DataFrameSchema:
+    """Schema of the validated outcomes frame: one row per episode, a known status."""
+    return pa.DataFrameSchema(
+        {
+            c.CLIENT_ID: _identifier(c.CLIENT_ID, unique=True),
+            c.STATUS: pa.Column(
+                str, checks=pa.Check.isin(list(c.STATUS_VALUES), title=UNKNOWN_STATUS)
+            ),
+        },
+        strict=True,
+        report_duplicates="all",
+        name="outcomes",
+    )
+
+
+def clients_schema() -> pa.DataFrameSchema:
+    """Schema of the clients table: a unique client_id plus any baseline columns."""
+    return pa.DataFrameSchema(
+        {c.CLIENT_ID: _identifier(c.CLIENT_ID, unique=True)},
+        strict=False,
+        report_duplicates="all",
+        name="clients",
+    )
+
+
+def _stable_name(
+    schema: pa.DataFrameSchema, context: str, column: str, check: str, number: Any
+) -> str:
+    """Stable check name of one pandera failure kind (``number``: index of the check)."""
+    if check == "not_nullable":
+        return EMPTY.format(column=column)
+    if check == "field_uniqueness":
+        return DUPLICATE_CLIENT_ID if column == c.CLIENT_ID else f"duplicate_{column}"
+    if check == "multiple_fields_uniqueness":
+        return DUPLICATE_SESSION_NUMBER
+    has_number = number is not None and not pd.isna(number)
+    if context == "Column" and has_number:
+        found = schema.columns[column].checks[int(number)]
+        return str(found.title or found.name)
+    if context == "DataFrameSchema" and has_number:
+        return str(schema.checks[int(number)].name)
+    # dtype, missing column, ...: the caller passed a frame that was not prepared for the
+    # schema; that is a bug, not bad input.
+    raise TypeError(f"{schema.name}: column '{column}' failed '{check}' (frame not prepared)")
+
+
+def failing_rows(schema: pa.DataFrameSchema, df: pd.DataFrame) -> pd.DataFrame:
+    """Every (row label, stable check name) pair that fails ``schema`` on ``df``.
+
+    Columns ``row`` and ``check``, one line per failing row and check (no duplicates).
+    Raises TypeError when a failure is not tied to a row (wrong dtype, missing column).
+    """
+    try:
+        schema.validate(df, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+    else:
+        return pd.DataFrame({"row": pd.Series([], dtype=df.index.dtype), "check": []})
+    keys = ["schema_context", "column", "check", "check_number"]
+    # Few distinct failure kinds, many failing rows: name each kind once, then join.
+    kinds = cases[keys].drop_duplicates()
+    kinds["name"] = [_stable_name(schema, *kind) for kind in kinds.itertuples(index=False)]
+    named = cases.merge(kinds, on=keys, how="left")
+    if named["index"].isna().any():
+        raise TypeError(f"{schema.name}: failure not tied to a row: {named['check'].iloc[0]}")
+    out = pd.DataFrame({"row": named["index"].astype(df.index.dtype), "check": named["name"]})
+    return out.drop_duplicates(ignore_index=True)

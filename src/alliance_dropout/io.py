@@ -203,3 +203,27 @@ def _replace_dir(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(src, dst)
+
+
+@contextlib.contextmanager
+def staged_files(paths: list[Path]) -> Iterator[dict[Path, Path]]:
+    """Temporary names for several outputs; all are moved into place only if the body succeeds.
+
+    Yields final path -> temporary path (in the same folder, so the move is atomic per file).
+    """
+    staged: dict[Path, Path] = {}
+    try:
+        for final in paths:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+            )
+            os.close(fd)
+            staged[final] = Path(tmp)
+        yield staged
+        for final, tmp in staged.items():
+            if tmp.exists() and tmp.stat().st_size > 0:
+                os.replace(tmp, final)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)

@@ -188,7 +188,7 @@ def register_and_promote(
 ) -> PromotionDecision:
     """Register the run's model; move the champion alias only if it beats rules and champion."""
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, registered_name).version
+    version = str(mlflow.register_model(model_uri, registered_name).version)
     client.set_model_version_tag(registered_name, version, "run_id", run_id)
     if new_auc < best_rule_auc + margin:
         decision = PromotionDecision(
@@ -237,3 +237,52 @@ def current_champion(registered_name: str) -> tuple[str, str] | None:
 def load_risk_model(model_uri: str) -> Any:
     """The DropoutRiskModel inside a logged pyfunc."""
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+
+
+def model_metadata(model_uri: str) -> dict[str, Any]:
+    """Name, version, id and test-set metrics (with CIs) of a registered or logged model."""
+    client = MlflowClient()
+    meta: dict[str, Any] = {
+        "model_name": model_uri,
+        "model_version": "",
+        "model_id": model_uri,
+        "test_metrics": {},
+    }
+    run_id = None
+    if model_uri.startswith("models:/") and "@" in model_uri:
+        name, alias = model_uri.removeprefix("models:/").split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+        run_id = mv.run_id or (mv.tags or {}).get("run_id")
+        meta.update(
+            model_name=name,
+            model_version=str(mv.version),
+            model_id=f"{name} v{mv.version}",
+        )
+    elif model_uri.startswith("runs:/"):
+        run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
+    if run_id:
+        metrics = client.get_run(run_id).data.metrics
+        labels = {
+            "ROC AUC": "roc_auc",
+            "PR AUC": "pr_auc",
+            "Brier score": "brier",
+            "Calibration slope": "calibration_slope",
+            "Calibration intercept": "calibration_intercept",
+        }
+        for label, key in labels.items():
+            k = f"test_model_{key}"
+            if k in metrics:
+                meta["test_metrics"][label] = (
+                    metrics[k],
+                    metrics.get(f"{k}_ci_low"),
+                    metrics.get(f"{k}_ci_high"),
+                )
+        n = metrics.get("test_n_clients")
+        if n:
+            meta["test_set_note"] = (
+                f"Held-out test set of {int(n)} clients never used in training; 95% CIs by "
+                "client-level bootstrap."
+            )
+        if not meta["model_version"]:
+            meta["model_id"] = f"run {run_id[:8]}"
+    return meta

@@ -348,10 +348,15 @@ def _headline(result: EvaluationResult) -> dict[str, Any]:
     }
 
 
+def run_from_config(cfg: DictConfig) -> RunSummary:
+    """Run the workflow from a composed Hydra config (typed object + resolved dict to log)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    return run_training(to_object(cfg), resolved)  # type: ignore[arg-type]
+
+
 def train_task(cfg: DictConfig) -> float:
     """Entry-point task: run the workflow from a composed config and print its headline."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    summary = run_training(to_object(cfg), resolved)  # type: ignore[arg-type]
+    summary = run_from_config(cfg)
     m = summary.metrics
 
     def fmt(score: str, metric: str) -> str:

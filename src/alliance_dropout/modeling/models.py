@@ -78,7 +78,7 @@ def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
     )
     pipe = Pipeline(
         [
-            ("expected_course", ExpectedCourseDeviation()),
+            ("expected_course", ExpectedCourseDeviation(step_column="attendance_attended")),
             ("therapist_context", TherapistContext()),
             ("drop_ids", drop_ids),
             ("model", make_estimator(cfg, seed)),

@@ -1,0 +1,37 @@
+"""Score a caseload: a ranked, explained risk list plus an HTML report for clinic analysts.
+
+    python pipelines/score.py data.sessions=PATH output=PATH.csv|.parquet
+        [data.outcomes=PATH] [data.clients=PATH] [tracking.uri=URI] [model_uri=models:/...]
+        [data=example_clinic]   # an export with its own column names, mapped in conf/data/
+Writes the list, `<output>.html` (the report), `<output>.quarantine.csv` and
+`<output>.validation.json` beside it; nothing is written if the run fails.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from alliance_dropout.cli import echo, run_entry
+from alliance_dropout.config import REPO_ROOT, register_configs, to_object
+
+register_configs()
+
+
+def score(cfg: DictConfig) -> None:
+    from alliance_dropout.scoring import run_scoring
+
+    summary = run_scoring(to_object(cfg))
+    echo("risk list: %s", summary.output)
+    if summary.report:
+        echo("report:    %s", summary.report)
+    echo(summary.line())
+
+
+@hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="score", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_entry(lambda: score(cfg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""Caseload scoring: each client's calibrated risk as of its latest row, ranked and explained."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import MISSING
+from tqdm.auto import tqdm
+
+from alliance_dropout import contract as c
+from alliance_dropout.config import DataConfig, PathsConfig, TrackingConfig
+from alliance_dropout.features.builder import ID_COLUMNS
+from alliance_dropout.features.dictionary import feature_dictionary
+from alliance_dropout.features.ruptures import rupture_rows
+from alliance_dropout.modeling.models import DropoutRiskModel
+from alliance_dropout.reasons import phrases, top_reasons
+
+
+class TierMode(Enum):
+    # high = the riskiest `high` share of the caseload, medium = up to the `medium` share
+    share = "share"
+    # high = risk >= `high`, medium = risk >= `medium`
+    probability = "probability"
+
+
+@dataclass
+class TierConfig:
+    mode: TierMode = TierMode.share
+    high: float = 0.10
+    medium: float = 0.30
+
+    def __post_init__(self) -> None:
+        if not 0 < self.high <= self.medium <= 1:
+            raise ValueError("scoring.tiers needs 0 < high <= medium <= 1")
+
+    def describe(self) -> str:
+        if self.mode is TierMode.share:
+            return (
+                f"high = the riskiest {self.high:.0%} of clients scored, medium = the next "
+                f"{self.medium - self.high:.0%}, low = the rest"
+            )
+        return f"high = risk ≥ {self.high:.0%}, medium = risk ≥ {self.medium:.0%}, low = below"
+
+
+@dataclass
+class ScoringConfig:
+    tiers: TierConfig = field(default_factory=TierConfig)
+    n_reasons: int = 3
+    # clients per chunk: bounds memory and drives the progress bar on long inputs
+    chunk_clients: int = 25_000
+    report: bool = True
+    report_max_charts: int = 2000
+    # flag 'symptoms off the expected course' when this many points worse than expected
+    off_course_points: float = 3.0
+
+
+@dataclass
+class ScoreRunConfig:
+    """Primary config of ``pipelines/score.py``."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    model_uri: str = "models:/${tracking.registered_model_name}@champion"
+    output: str = MISSING
+
+
+FLAG_COLUMNS = (
+    "flag_unrepaired_rupture",
+    "flag_low_alliance",
+    "flag_off_expected_course",
+    "flag_recent_missed",
+)
+OUTPUT_COLUMNS = (
+    c.CLIENT_ID,
+    c.THERAPIST_ID,
+    "as_of_session",
+    "as_of_date",
+    "dropout_risk",
+    "risk_tier",
+    "top_reasons",
+    *FLAG_COLUMNS,
+    "model_id",
+)
+
+
+@dataclass
+class ScoredCaseload:
+    scored: pd.DataFrame  # OUTPUT_COLUMNS, ranked by risk
+    histories: pd.DataFrame  # session rows of scored clients, with a 'rupture' marker
+    n_skipped_ended: int
+
+
+def active_sessions(
+    sessions: pd.DataFrame, outcomes: pd.DataFrame | None
+) -> tuple[pd.DataFrame, int]:
+    """Drop clients whose episode already ended (completed or dropout); count them."""
+    if outcomes is None:
+        return sessions, 0
+    ended = outcomes.loc[outcomes[c.STATUS].isin([c.COMPLETED, c.DROPOUT]), c.CLIENT_ID]
+    mask = sessions[c.CLIENT_ID].isin(ended)
+    return sessions[~mask], int(sessions.loc[mask, c.CLIENT_ID].nunique())
+
+
+def assign_tiers(risk: np.ndarray, cfg: TierConfig) -> np.ndarray:
+    """'high', 'medium' or 'low' per client (risk order already known to the caller)."""
+    if cfg.mode is TierMode.probability:
+        return np.where(risk >= cfg.high, "high", np.where(risk >= cfg.medium, "medium", "low"))
+    n = len(risk)
+    rank = np.empty(n, dtype=float)
+    rank[np.argsort(-risk, kind="stable")] = np.arange(n)
+    return np.where(
+        rank < round(cfg.high * n), "high", np.where(rank < round(cfg.medium * n), "medium", "low")
+    )
+
+
+def _flags(X: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig) -> pd.DataFrame:
+    def col(name: str) -> pd.Series:
+        return X[name] if name in X else pd.Series(np.nan, index=X.index)
+
+    low_cutoff = model.features.alliance.low_cutoff
+    return pd.DataFrame(
+        {
+            "flag_unrepaired_rupture": col("rupture_open").fillna(0) > 0,
+            "flag_low_alliance": col("alliance_client_latest") < low_cutoff,
+            "flag_off_expected_course": col("symptom_latest_vs_expected") >= cfg.off_course_points,
+            "flag_recent_missed": col("attendance_recent_missed_share").fillna(0) > 0,
+        },
+        index=X.index,
+    )
+
+
+def score_chunk(
+    sessions: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig
+) -> pd.DataFrame:
+    """Risk, reasons and flags for the clients of one chunk of validated session rows."""
+    X = model.landmark_frame(sessions, None)
+    risk = model.predict_proba(X)
+    fitted = model.classifier.calibrated_classifiers_[0].estimator
+    values = fitted[:-1].transform(X)  # features incl. learned context, as the model sees them
+    contrib = model.contributions(X)
+    definitions = {s.name: s.definition for s in feature_dictionary(model.features)}
+    phrase_for = phrases(
+        model.features.alliance.recent_window,
+        model.features.attendance.recent_window,
+        model.symptom.name,
+    )
+    out = X[list(ID_COLUMNS)].rename(
+        columns={"landmark_session": "as_of_session", "landmark_date": "as_of_date"}
+    )
+    out["dropout_risk"] = risk
+    out["top_reasons"] = top_reasons(contrib, values, definitions, phrase_for, cfg.n_reasons)
+    return pd.concat([out, _flags(values, model, cfg)], axis=1)
+
+
+def client_chunks(sessions: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    codes = pd.factorize(sessions[c.CLIENT_ID])[0]
+    n_chunks = max(1, int(np.ceil((codes.max() + 1) / size))) if len(codes) else 1
+    if n_chunks == 1:
+        return [sessions]
+    chunk_of_row = codes // size
+    return [sessions[chunk_of_row == k] for k in range(n_chunks)]
+
+
+def score_caseload(
+    sessions: pd.DataFrame,
+    outcomes: pd.DataFrame | None,
+    model: DropoutRiskModel,
+    model_id: str,
+    cfg: ScoringConfig,
+    progress: bool = True,
+) -> ScoredCaseload:
+    """Score every active client as of its latest row; rank by risk, highest first."""
+    active, n_skipped = active_sessions(sessions, outcomes)
+    chunks = client_chunks(active, cfg.chunk_clients)
+    parts = [
+        score_chunk(chunk, model, cfg)
+        for chunk in tqdm(
+            chunks, desc="scoring", unit="chunk", disable=not progress or len(chunks) < 2
+        )
+        if len(chunk)
+    ]
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OUTPUT_COLUMNS)
+    scored = scored.sort_values(
+        ["dropout_risk", c.CLIENT_ID], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+    scored["risk_tier"] = assign_tiers(scored["dropout_risk"].to_numpy(dtype=float), cfg.tiers)
+    scored["model_id"] = model_id
+    scored = scored[list(OUTPUT_COLUMNS)]
+    return ScoredCaseload(scored, caseload_histories(active, model), n_skipped)
+
+
+def caseload_histories(sessions: pd.DataFrame, model: DropoutRiskModel) -> pd.DataFrame:
+    """Session rows for the report's charts, with rupture rows marked by the model's own rule."""
+    s = sessions.sort_values([c.CLIENT_ID, c.SESSION_NUMBER], kind="stable").reset_index(drop=True)
+    codes = pd.factorize(s[c.CLIENT_ID])[0]
+    first = np.r_[0, np.flatnonzero(np.diff(codes)) + 1] if len(codes) else np.array([], int)
+    client_start = np.repeat(first, np.diff(np.r_[first, len(codes)])).astype(np.int64)
+    alliance = s[c.ALLIANCE_CLIENT].to_numpy(dtype=float)
+    keep = [
+        c.CLIENT_ID,
+        c.SESSION_NUMBER,
+        c.SESSION_DATE,
+        c.ATTENDANCE,
+        c.ALLIANCE_CLIENT,
+        c.ALLIANCE_THERAPIST,
+        c.SYMPTOM_SCORE,
+    ]
+    out = s[keep].copy()
+    out["rupture"] = rupture_rows(client_start, alliance, model.features.ruptures)
+    return out
+
+
+@dataclass
+class ScoringSummary:
+    output: Path
+    report: Path | None
+    n_scored: int
+    n_skipped_ended: int
+    n_quarantined_clients: int
+    tier_counts: dict[str, int]
+    seconds: float
+
+    def line(self) -> str:
+        tiers = ", ".join(f"{k} {v}" for k, v in self.tier_counts.items())
+        return (
+            f"scored {self.n_scored} clients; skipped {self.n_skipped_ended} already ended; "
+            f"quarantined {self.n_quarantined_clients}; tiers: {tiers}; {self.seconds:.1f} s"
+        )
+
+
+def output_paths(output: Path) -> dict[str, Path]:
+    """Where scoring writes: the list (by its suffix), and beside it report and quarantine."""
+    stem = output.with_suffix("")
+    return {
+        "scores": output,
+        "report": Path(f"{stem}.html"),
+        "quarantine": Path(f"{stem}.quarantine.csv"),
+        "validation": Path(f"{stem}.validation.json"),
+    }
+
+
+def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
+    """Validate a sessions export, score its active clients, write the list and the report.
+
+    Every file is written to a temporary name and moved into place only once all of them are
+    complete, so a failed run leaves no partial output.
+    """
+    from alliance_dropout import io
+    from alliance_dropout import tracking as trk
+    from alliance_dropout.report import render_caseload_report
+    from alliance_dropout.validation import load_raw_tables, validate_tables
+
+    started = time.perf_counter()
+    output = Path(cfg.output)
+    io.table_format(output)  # fail on a bad suffix before any work
+    raw = load_raw_tables(cfg.data, require_outcomes=False)
+    validated = validate_tables(raw, cfg.data)
+    trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
+    model = trk.load_risk_model(cfg.model_uri)
+    meta = trk.model_metadata(cfg.model_uri)
+    caseload = score_caseload(
+        validated.sessions,
+        validated.outcomes,
+        model,
+        meta["model_id"],
+        cfg.scoring,
+        progress,
+    )
+    tiers = caseload.scored["risk_tier"].value_counts().reindex(["high", "medium", "low"])
+    tier_counts = {k: int(v) for k, v in tiers.fillna(0).items()}
+    n_quarantined = int(validated.report["tables"]["sessions"]["clients_quarantined"])
+    paths = output_paths(output)
+    with io.staged_files(list(paths.values())) as staged:
+        io.write_table(caseload.scored, staged[paths["scores"]])
+        io.write_table(validated.quarantine, staged[paths["quarantine"]])
+        io.write_json(validated.report, staged[paths["validation"]])
+        if cfg.scoring.report:
+            html = render_caseload_report(
+                caseload.scored,
+                caseload.histories,
+                report_meta(cfg, meta, model, validated.report, caseload, tier_counts),
+            )
+            io.write_text(html, staged[paths["report"]])
+    return ScoringSummary(
+        output=output,
+        report=paths["report"] if cfg.scoring.report else None,
+        n_scored=len(caseload.scored),
+        n_skipped_ended=caseload.n_skipped_ended,
+        n_quarantined_clients=n_quarantined,
+        tier_counts=tier_counts,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def report_meta(
+    cfg: ScoreRunConfig,
+    meta: dict[str, Any],
+    model: DropoutRiskModel,
+    validation_report: dict[str, Any],
+    caseload: ScoredCaseload,
+    tier_counts: dict[str, int],
+) -> Any:
+    """The report header: model, its test-set performance, data range, validation summary."""
+    from alliance_dropout.report import ReportMeta
+
+    dates = caseload.histories[c.SESSION_DATE]
+    sessions = validation_report["tables"]["sessions"]
+    summary = {
+        "session rows in": sessions["rows_in"],
+        "session rows validated": sessions["rows_validated"],
+        "session rows quarantined": sessions["rows_quarantined"],
+        "clients scored": len(caseload.scored),
+        "clients skipped (episode already ended)": caseload.n_skipped_ended,
+        "clients quarantined": sessions["clients_quarantined"],
+        **{
+            f"failed check: {name}": n
+            for name, n in validation_report.get("checks", {}).items()
+            if n
+        },
+    }
+    today = datetime.now()
+    return ReportMeta(
+        title="Dropout risk: caseload review",
+        generated_at=today,
+        model_name=meta["model_name"],
+        model_version=meta["model_version"],
+        model_uri=cfg.model_uri,
+        test_metrics=meta["test_metrics"],
+        data_start=(dates.min() if len(dates) else today).date(),
+        data_end=(dates.max() if len(dates) else today).date(),
+        symptom_scale=model.symptom,
+        alliance_scale=model.alliance,
+        validation_summary=summary,
+        tier_counts=tier_counts,
+        tier_definition=cfg.scoring.tiers.describe(),
+        test_set_note=meta.get("test_set_note", ""),
+        max_charts=cfg.scoring.report_max_charts,
+    )

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,20 +210,17 @@ def _replace_dir(src: Path, dst: Path) -> None:
 def staged_files(paths: list[Path]) -> Iterator[dict[Path, Path]]:
     """Temporary names for several outputs; all are moved into place only if the body succeeds.
 
-    Yields final path -> temporary path (in the same folder, so the move is atomic per file).
+    Yields final path -> temporary path in the same folder (so each move is atomic). Outputs the
+    body chose not to write are simply not moved; on an error nothing is moved at all.
     """
-    staged: dict[Path, Path] = {}
+    token = uuid.uuid4().hex[:12]
+    staged = {p: p.with_name(f".{p.stem}.{token}.tmp{p.suffix}") for p in paths}
     try:
         for final in paths:
             final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
-            )
-            os.close(fd)
-            staged[final] = Path(tmp)
         yield staged
         for final, tmp in staged.items():
-            if tmp.exists() and tmp.stat().st_size > 0:
+            if tmp.exists():
                 os.replace(tmp, final)
     finally:
         for tmp in staged.values():

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import joblib
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
 from alliance_dropout import contract as c
@@ -56,7 +56,7 @@ def _scale_fields(scale: c.Scale) -> dict[str, Any]:
     }
 
 
-class DropoutPyfunc(mlflow.pyfunc.PythonModel):
+class DropoutPyfunc(PythonModel):
     """pyfunc: POST raw session rows (dataframe_split) -> client_id, as_of_session, dropout_risk."""
 
     def load_context(self, context: Any) -> None:

@@ -23,6 +23,7 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
 
 from alliance_dropout.config import REPO_ROOT
 
@@ -130,7 +131,7 @@ def log_params(params: dict[str, Any]) -> None:
 
 def log_dataset(frame: pd.DataFrame, source: str, name: str, context: str) -> None:
     """Dataset lineage: digest, schema and row counts only (MLflow never stores the rows)."""
-    ds = mlflow.data.from_pandas(frame, source=source, name=name)
+    ds = from_pandas(frame, source=source, name=name)
     mlflow.log_input(ds, context=context)
 
 

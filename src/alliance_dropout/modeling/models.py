@@ -101,7 +101,7 @@ def contributions(pipe: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
     Xt = pipe[:-1].transform(X)
     model = pipe[-1]
     if isinstance(model, LGBMClassifier):
-        contrib = model.predict(Xt, pred_contrib=True)[:, :-1]
+        contrib = np.asarray(model.predict(Xt, pred_contrib=True))[:, :-1]
         return pd.DataFrame(contrib, columns=Xt.columns, index=X.index)
     impute, scale, logreg = model["impute"], model["scale"], model["logreg"]
     Z = scale.transform(impute.transform(Xt))

@@ -13,6 +13,7 @@ columns appended, so they sit before the estimator in a Pipeline and never see t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -168,15 +169,41 @@ class ExpectedCourseDeviation(_FrameTransformer):
         ]
 
 
+@dataclass(frozen=True)
+class _Totals:
+    """Per-therapist and overall sums of one set of training clients."""
+
+    by_therapist: pd.DataFrame
+    dropout_rate: float
+    mean_alliance: float
+
+
+def _therapist_totals(clients: pd.DataFrame) -> _Totals:
+    by_therapist = clients.groupby("therapist").agg(
+        n=("dropout", "size"),
+        dropouts=("dropout", "sum"),
+        alliance_sum=("alliance", "sum"),
+        alliance_n=("alliance", "count"),
+    )
+    n = len(clients)
+    rated = clients["alliance"].notna().sum()
+    return _Totals(
+        by_therapist,
+        float(clients["dropout"].sum() / n) if n else float("nan"),
+        float(clients["alliance"].sum() / rated) if rated else float("nan"),
+    )
+
+
 class TherapistContext(_FrameTransformer):
     """The therapist's dropout rate (shrunken), mean client alliance and caseload from training.
 
     One outcome per client: each training client counts once, for the therapist of its latest
     landmark row. Dropout rate = (dropouts + m p) / (clients + m) with prior strength m and p the
     overall training dropout rate; mean alliance is shrunk the same way to the overall mean.
-    ``fit_transform`` (what a Pipeline calls on training data) leaves each client's own outcome
-    and alliance out of its own rows, prior included; ``transform`` uses all training clients,
-    and a therapist unseen in training gets the prior values and a caseload of 0.
+    ``fit_transform`` (what a Pipeline calls on training data) gives each training row the
+    statistics of the clients in the other ``cv`` folds (cross-fitting), so no row ever sees its
+    own outcome; ``transform`` uses all training clients, and a therapist unseen in training
+    gets the prior values and a caseload of 0.
     """
 
     def __init__(
@@ -186,12 +213,16 @@ class TherapistContext(_FrameTransformer):
         session_column: str = "landmark_session",
         alliance_column: str = "alliance_client_mean",
         prior_strength: float = 10.0,
+        cv: int = 5,
+        random_state: int = 0,
     ) -> None:
         self.therapist_column = therapist_column
         self.client_column = client_column
         self.session_column = session_column
         self.alliance_column = alliance_column
         self.prior_strength = prior_strength
+        self.cv = cv
+        self.random_state = random_state
 
     def _new_columns(self) -> list[str]:
         return list(THERAPIST_FEATURES)
@@ -224,6 +255,8 @@ class TherapistContext(_FrameTransformer):
     def fit(self, X: pd.DataFrame, y: Any) -> TherapistContext:
         if self.prior_strength < 0:
             raise ValueError("prior_strength must be >= 0")
+        if self.cv < 2:
+            raise ValueError("cv must be at least 2")
         self._remember_input(
             X,
             [self.therapist_column, self.client_column, self.session_column, self.alliance_column],
@@ -231,42 +264,17 @@ class TherapistContext(_FrameTransformer):
         clients = self._clients(X, y)
         self.client_outcomes_ = clients
         self.n_clients_ = len(clients)
-        self.dropout_sum_ = float(clients["dropout"].sum())
-        self.alliance_sum_ = float(clients["alliance"].sum())  # NaN-skipping
-        self.alliance_n_ = int(clients["alliance"].notna().sum())
-        self.therapist_totals_ = clients.groupby("therapist").agg(
-            n=("dropout", "size"),
-            dropouts=("dropout", "sum"),
-            alliance_sum=("alliance", "sum"),
-            alliance_n=("alliance", "count"),
-        )
+        self.totals_ = _therapist_totals(clients)
         return self
 
-    def _context(self, therapist: pd.Series, own: pd.DataFrame | None) -> dict[str, np.ndarray]:
-        """Shrunken statistics per row; ``own`` holds the row's own client, to leave out."""
-        totals = self.therapist_totals_.reindex(therapist.to_numpy()).fillna(0.0)
-        n, dropouts = totals["n"].to_numpy(), totals["dropouts"].to_numpy()
-        a_sum, a_n = totals["alliance_sum"].to_numpy(), totals["alliance_n"].to_numpy()
-        n_all = np.full(len(therapist), float(self.n_clients_))
-        d_all = np.full(len(therapist), self.dropout_sum_)
-        a_all = np.full(len(therapist), self.alliance_sum_)
-        an_all = np.full(len(therapist), float(self.alliance_n_))
-        if own is not None:
-            known = own["dropout"].notna().to_numpy()
-            own_y = own["dropout"].fillna(0.0).to_numpy()
-            own_a = own["alliance"].to_numpy(dtype=np.float64)
-            has_a = known & ~np.isnan(own_a)
-            own_a = np.nan_to_num(own_a)
-            # The own client sits in the totals of its assigned therapist only.
-            same = known & (own["therapist"].to_numpy() == therapist.to_numpy())
-            n, dropouts = n - same, dropouts - same * own_y
-            a_sum, a_n = a_sum - (same & has_a) * own_a, a_n - (same & has_a)
-            n_all, d_all = n_all - known, d_all - known * own_y
-            a_all, an_all = a_all - has_a * own_a, an_all - has_a
+    def _context(self, therapist: pd.Series, totals: _Totals) -> dict[str, np.ndarray]:
+        """Shrunken statistics per row from one set of training totals."""
+        per = totals.by_therapist.reindex(therapist.to_numpy()).fillna(0.0)
+        n, dropouts = per["n"].to_numpy(), per["dropouts"].to_numpy()
+        a_sum, a_n = per["alliance_sum"].to_numpy(), per["alliance_n"].to_numpy()
         m = float(self.prior_strength)
+        prior, mean_alliance = totals.dropout_rate, totals.mean_alliance
         with np.errstate(invalid="ignore", divide="ignore"):
-            prior = d_all / n_all
-            mean_alliance = a_all / an_all
             rate = np.where(n + m > 0, (dropouts + m * prior) / (n + m), prior)
             alliance = np.where(a_n + m > 0, (a_sum + m * mean_alliance) / (a_n + m), mean_alliance)
         return {
@@ -275,21 +283,37 @@ class TherapistContext(_FrameTransformer):
             "therapist_n_clients": n.astype(np.float64),
         }
 
-    def _append(self, X: pd.DataFrame, own: pd.DataFrame | None) -> pd.DataFrame:
-        context = self._context(X[self.therapist_column], own)
+    def _append(self, X: pd.DataFrame, context: dict[str, np.ndarray]) -> pd.DataFrame:
         return pd.concat([X, pd.DataFrame(context, index=X.index)], axis=1)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         self._check_input(X)
-        return self._append(X, None)
+        return self._append(X, self._context(X[self.therapist_column], self.totals_))
 
     def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
-        """Fit, then give training rows leave-own-client-out statistics."""
+        """Fit, then give training rows cross-fitted statistics (never their own outcome).
+
+        Clients are split into ``cv`` folds; a training row gets the statistics of the clients
+        in the other folds. Leaving out only the own client (leave-one-out) would leak the
+        label: within one therapist a dropout's leave-one-out rate is always lower than a
+        completer's, which trees learn perfectly (the reason sklearn's TargetEncoder
+        cross-fits too).
+        """
         if y is None:
             raise ValueError("TherapistContext needs y (the dropout label) to fit")
         self.fit(X, y)
-        own = self.client_outcomes_.reindex(X[self.client_column].to_numpy())
-        return self._append(X, own)
+        clients = self.client_outcomes_
+        rng = np.random.default_rng(self.random_state)
+        fold_of_client = pd.Series(rng.permutation(len(clients)) % self.cv, index=clients.index)
+        row_fold = fold_of_client.reindex(X[self.client_column].to_numpy()).to_numpy()
+        therapist = X[self.therapist_column]
+        out = {name: np.full(len(X), np.nan) for name in THERAPIST_FEATURES}
+        for k in range(self.cv):
+            rows = row_fold == k
+            others = _therapist_totals(clients[fold_of_client.to_numpy() != k])
+            for name, values in self._context(therapist[rows], others).items():
+                out[name][rows] = values
+        return self._append(X, out)
 
     def feature_specs(self) -> list[FeatureSpec]:
         """Dictionary entries of the columns this transformer adds."""
@@ -298,16 +322,18 @@ class TherapistContext(_FrameTransformer):
             "therapist_dropout_rate": (
                 f"Dropout rate of the therapist's training clients, shrunk toward the overall rate "
                 f"with prior strength {m:g} clients: (dropouts + {m:g} p) / (clients + {m:g}); "
-                "a training client's own outcome is left out of its own rows.",
+                "training rows get cross-fitted values (other folds' clients only).",
                 "proportion",
             ),
             "therapist_mean_alliance": (
                 f"Mean client alliance (per-client mean) of the therapist's training clients, "
-                f"shrunk toward the overall mean with prior strength {m:g}; own client left out.",
+                f"shrunk toward the overall mean with prior strength {m:g}; cross-fitted on "
+                "training rows.",
                 "WAI-SR points (1-5 item mean)",
             ),
             "therapist_n_clients": (
-                "Number of the therapist's clients in the training data (own client left out); "
+                "Number of the therapist's clients in the training data (other folds' clients on "
+                "training rows); "
                 "0 for a therapist not seen in training.",
                 "clients",
             ),

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
@@ -63,11 +62,6 @@ def split_groups(sessions: pd.DataFrame, X: pd.DataFrame, group_by: GroupBy) -> 
     return X[c.CLIENT_ID].map(therapist).to_numpy()
 
 
-def client_level_labels(ex: Examples) -> tuple[np.ndarray, np.ndarray]:
-    """One (group, label) per row, for stratifying splits on the episode's label."""
-    return ex.groups, ex.y
-
-
 def train_test_split_groups(ex: Examples, cfg: SplitConfig, seed: int) -> tuple[np.ndarray, ...]:
     """Row indices of train and test sets; whole groups (clients or therapists) on one side."""
     n_splits = max(2, round(1 / cfg.test_size))
@@ -94,13 +88,20 @@ def early_stopped_rounds(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int
         features = pipe[:-1]
         X_fit = features.fit_transform(ex.X.iloc[fit_idx], ex.y[fit_idx])
         X_val = features.transform(ex.X.iloc[val_idx])
+        # watch AUC only: the default log loss of a class-weighted model worsens from the first
+        # rounds on unweighted validation data and would stop training almost at once
+        pipe[-1].set_params(metric="auc")
         pipe[-1].fit(
             X_fit,
             ex.y[fit_idx],
             eval_X=X_val,
             eval_y=ex.y[val_idx],
             eval_metric="auc",
-            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+            callbacks=[
+                lgb.early_stopping(
+                    cfg.early_stopping_rounds, first_metric_only=True, verbose=False
+                )
+            ],
         )
         best.append(pipe[-1].best_iteration_ or pipe[-1].n_estimators)
     return int(np.median(best))
@@ -128,9 +129,11 @@ def fit_calibrated(
 ) -> tuple[DropoutRiskModel, ModelConfig]:
     """Fit the pipeline and calibrate it on data it was not fitted on.
 
-    ``CalibratedClassifierCV`` with grouped folds fits one pipeline per fold and calibrates it on
-    that fold's held-out clients; predictions average the calibrated fold models. For LightGBM,
-    the number of trees is first chosen by early stopping on the same folds.
+    ``CalibratedClassifierCV(ensemble=False)`` with grouped folds fits the calibrator on
+    out-of-fold predictions (each from a pipeline that never saw those clients) and the final
+    pipeline on all training data. Averaging the fold models instead (ensemble=True) compresses
+    risks toward the mean and leaves them under-confident. For LightGBM, the number of trees is
+    first chosen by early stopping on the same folds.
     """
     if model_cfg.kind is ModelKind.lightgbm and model_cfg.early_stopping_rounds > 0:
         rounds = early_stopped_rounds(ex, folds, model_cfg, seed)
@@ -138,7 +141,7 @@ def fit_calibrated(
             model_cfg, params={**model_cfg.params, "n_estimators": rounds}
         )
     calibrated = CalibratedClassifierCV(
-        make_pipeline(model_cfg, seed), method=calibration.method.value, cv=folds, ensemble=True
+        make_pipeline(model_cfg, seed), method=calibration.method.value, cv=folds, ensemble=False
     )
     calibrated.fit(ex.X, ex.y)
     first = calibrated.calibrated_classifiers_[0].estimator
@@ -154,18 +157,3 @@ def fit_calibrated(
     return model, model_cfg
 
 
-def clone_config(cfg: ModelConfig, **params: object) -> ModelConfig:
-    return dataclasses.replace(cfg, params={**cfg.params, **params})
-
-
-__all__ = [
-    "Examples",
-    "clone",
-    "clone_config",
-    "cv_auc",
-    "fit_calibrated",
-    "grouped_folds",
-    "landmark_examples",
-    "subset",
-    "train_test_split_groups",
-]

@@ -1,0 +1,1 @@
+"""Trajectory features as of each session (landmark) of a treatment episode."""

@@ -44,6 +44,7 @@ from alliance_dropout.contract import (
     WAI_SR,
     Scale,
 )
+from alliance_dropout.scoring import OUTPUT_COLUMNS
 
 TIERS = ("high", "medium", "low")
 RUPTURE = "rupture"
@@ -56,17 +57,8 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "flag_recent_missed": ("Recent missed session", "✕", "f-missed"),
 }
 
-SCORED_COLUMNS = (
-    CLIENT_ID,
-    THERAPIST_ID,
-    "as_of_session",
-    "as_of_date",
-    "dropout_risk",
-    "risk_tier",
-    "top_reasons",
-    *FLAGS,
-    "model_id",
-)
+# the scoring stage's output is the report's input: one definition of its columns
+SCORED_COLUMNS = OUTPUT_COLUMNS
 HISTORY_COLUMNS = (
     CLIENT_ID,
     SESSION_NUMBER,

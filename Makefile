@@ -35,7 +35,7 @@ run: install data ## Run the whole pipeline on the built-in synthetic data
 validate: install data ## Validate the built-in data set only
 	$(PY) pipelines/validate.py data=synthetic
 
-test: install browser ## Run the test suite (fast tests; slow ones: make test-slow)
+test: install browser lint ## Lint, type-check and run the test suite (slow ones: make test-slow)
 	$(PY) -m pytest -n 2 -q
 
 browser: ## Install headless Chromium for the report's browser test (Debian package)

@@ -23,6 +23,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
 
 from alliance_dropout import contract as c
 from alliance_dropout import io
@@ -335,3 +336,39 @@ def test_served_model_answers_the_same_risks_as_the_command_line(workspace, case
     served = served.set_index(c.CLIENT_ID)["dropout_risk"]
     expected = scored.set_index(c.CLIENT_ID).loc[clients, "dropout_risk"]
     np.testing.assert_allclose(served.loc[clients].to_numpy(), expected.to_numpy(), rtol=1e-6)
+
+
+def test_scoring_a_parquet_export_with_its_own_column_names_and_codes(workspace, caseload):
+    """An export named and coded differently, mapped by conf/data/example_clinic.yaml."""
+    mapping = OmegaConf.load(REPO_ROOT / "conf" / "data" / "example_clinic.yaml")
+    columns = {k: v for k, v in mapping.columns.items() if k != c.STATUS}
+    codes = {v: k for k, v in mapping.attendance_codes.items()}  # canonical -> export code
+    sessions = caseload["sessions"].copy()  # the CLI caseload, with its one bad row
+    sessions[c.ATTENDANCE] = sessions[c.ATTENDANCE].map(codes)
+    sessions[c.SYMPTOM_SCORE] = sessions[c.SYMPTOM_SCORE].astype(str)  # Parquet needs one type
+    export = sessions.rename(columns=columns)
+    path = workspace["root"] / "clinic" / "export.parquet"
+    path.parent.mkdir(parents=True)
+    export.to_parquet(path, index=False)
+    out = workspace["root"] / "clinic" / "risk.csv"
+    cfg = compose_cfg(
+        "score",
+        [
+            *workspace["common"],
+            "data=example_clinic",
+            f"data.sessions={path}",
+            "data.outcomes=null",
+            "data.clients=null",
+            f"output={out}",
+        ],
+    )
+    summary = run_scoring(to_object(cfg), progress=False)
+    assert summary.n_quarantined_clients == 1  # the same bad row, found through the mapping
+    mapped = pd.read_csv(out, dtype={c.CLIENT_ID: str}).set_index(c.CLIENT_ID)
+    reference = pd.read_csv(caseload["out"], dtype={c.CLIENT_ID: str}).set_index(c.CLIENT_ID)
+    assert set(mapped.index) == set(reference.index)
+    np.testing.assert_allclose(
+        mapped.loc[reference.index, "dropout_risk"].to_numpy(),
+        reference["dropout_risk"].to_numpy(),
+        rtol=1e-9,
+    )

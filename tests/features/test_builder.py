@@ -53,7 +53,7 @@ def test_columns_and_dtypes() -> None:
     cfg = FeaturesConfig()
     features = _build(random_sessions(20, seed=1), landmarks=cfg.landmarks)
     assert list(features.columns) == [*ID_COLUMNS, *feature_columns(cfg)]
-    assert (features.dtypes.iloc[len(ID_COLUMNS) :] == np.float64).all()
+    assert (features.dtypes.iloc[len(ID_COLUMNS) :] == np.float32).all()
     assert features["landmark_session"].dtype == np.int64
 
 

@@ -1,6 +1,6 @@
 """Features learned from training data: scikit-learn transformers fitted inside the model pipeline.
 
-Both take the landmark feature frame (ID columns plus float64 features) and return it with new
+Both take the landmark feature frame (ID columns plus float32 features) and return it with new
 columns appended, so they sit before the estimator in a Pipeline and never see test rows at fit.
 
 - ``ExpectedCourseDeviation``: observed minus expected value of a course measure, the expectation

@@ -98,9 +98,7 @@ def early_stopped_rounds(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int
             eval_y=ex.y[val_idx],
             eval_metric="auc",
             callbacks=[
-                lgb.early_stopping(
-                    cfg.early_stopping_rounds, first_metric_only=True, verbose=False
-                )
+                lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)
             ],
         )
         best.append(pipe[-1].best_iteration_ or pipe[-1].n_estimators)
@@ -155,5 +153,3 @@ def fit_calibrated(
         feature_names=names,
     )
     return model, model_cfg
-
-

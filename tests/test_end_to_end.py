@@ -182,6 +182,17 @@ def test_a_worse_model_is_registered_but_not_promoted(workspace):
     assert str(champion.version) == workspace["summary"].promotion.version
 
 
+def test_the_same_seed_gives_the_same_metrics_to_the_last_digit(workspace):
+    cfg = compose_cfg(
+        "train", [*workspace["train_overrides"], f"output_dir={workspace['root'] / 'again'}"]
+    )
+    again = run_from_config(cfg).metrics
+    first = workspace["summary"].metrics
+    keys = [k for k in first if k.startswith("test_") and "champion" not in k]
+    assert len(keys) > 50
+    assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
+
+
 @pytest.fixture(scope="module")
 def caseload(workspace):
     """Ongoing clients plus ended ones (skipped) and one client with a bad row (quarantined)."""

@@ -13,6 +13,7 @@ import importlib.metadata as md
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,10 +130,22 @@ def log_params(params: dict[str, Any]) -> None:
     mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
 
 
+@contextlib.contextmanager
+def _quiet_known_mlflow_warnings() -> Iterator[None]:
+    """Silence two warnings MLflow emits on every run that do not apply here (library notes):
+    a local path is 'interpretable in multiple ways' as a dataset source, and the integer-column
+    hint for an input example whose signature we declare explicitly."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The specified dataset source can be")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        yield
+
+
 def log_dataset(frame: pd.DataFrame, source: str, name: str, context: str) -> None:
     """Dataset lineage: digest, schema and row counts only (MLflow never stores the rows)."""
-    ds = from_pandas(frame, source=source, name=name)
-    mlflow.log_input(ds, context=context)
+    with _quiet_known_mlflow_warnings():
+        ds = from_pandas(frame, source=source, name=name)
+        mlflow.log_input(ds, context=context)
 
 
 def log_figure(fig: Figure, artifact_file: str) -> None:
@@ -158,15 +171,16 @@ def log_model(risk_model: Any, name: str, input_example: pd.DataFrame, signature
         path = Path(tmp) / "risk_model.joblib"
         joblib.dump(risk_model, path)
         entry = Path(__file__).with_name("serving_entry.py")
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(entry),
-            artifacts={"risk_model": str(path)},
-            code_paths=[str(Path(__file__).parent)],
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=python_requirements(),
-        )
+        with _quiet_known_mlflow_warnings():
+            return mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(entry),
+                artifacts={"risk_model": str(path)},
+                code_paths=[str(Path(__file__).parent)],
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=python_requirements(),
+            )
 
 
 @dataclass

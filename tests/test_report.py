@@ -393,3 +393,13 @@ def test_report_renders_and_filters_in_headless_chromium(tmp_path: Path) -> None
     )
     assert [r["client"] for r in dom.rows if "hidden" not in r] == ["C-07"]
     assert dom.shown_count == "Showing 1 of 5 clients"
+
+
+def test_a_single_session_client_still_shows_its_ratings() -> None:
+    document = render_caseload_report(
+        _scored(["C1"], ["T1"], [0.5]), _histories(["C1"], sessions=1), _meta()
+    )
+    points = re.findall(r'<polyline class="l-client" points="([^"]+)"', document)
+    assert points, "no client-alliance line drawn"
+    first, second = points[0].split(" ")
+    assert first == second  # a zero-length segment, drawn as a dot by its round caps

@@ -247,7 +247,11 @@ def _polyline(points: pd.DataFrame, y: str, css: str) -> pd.Series:
         np.char.add(np.char.add(_coord(ok["x"].to_numpy()), ","), _coord(ok[y].to_numpy())),
         index=ok.index,
     )
-    joined = xy.groupby(ok[CLIENT_ID], sort=False).agg(" ".join)
+    grouped = xy.groupby(ok[CLIENT_ID], sort=False)
+    joined = grouped.agg(" ".join)
+    # a lone rating: a zero-length segment, drawn as a dot by the round line caps
+    single = grouped.size() == 1
+    joined[single] = joined[single] + " " + joined[single]
     return f'<polyline class="{css}" points="' + joined + '"/>'
 
 

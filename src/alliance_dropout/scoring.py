@@ -152,6 +152,7 @@ def score_chunk(
         model.features.alliance.recent_window,
         model.features.attendance.recent_window,
         model.symptom.name,
+        model.features.symptoms.early_response_session,
     )
     out = X[list(ID_COLUMNS)].rename(
         columns={"landmark_session": "as_of_session", "landmark_date": "as_of_date"}

@@ -11,7 +11,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
 SYNTHETIC := data/synthetic/sessions.csv
 
-.PHONY: help install browser run data validate score test test-slow lint format typecheck bench ui clean
+.PHONY: help install browser run data validate score serve test test-slow lint format typecheck bench ui clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,6 +31,14 @@ data: $(SYNTHETIC) ## Generate the built-in synthetic data set (if missing)
 
 run: install data ## Run the whole pipeline on the built-in synthetic data
 	$(PY) pipelines/run.py data=synthetic
+
+score: install data ## Score the built-in caseload's ongoing clients (outputs/scores/)
+	$(PY) pipelines/score.py data=synthetic output=outputs/scores/caseload.csv
+
+serve: install ## Serve the registered @champion over HTTP on 127.0.0.1:5055
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/mlflow.db \
+	  $(VENV)/bin/mlflow models serve -m "models:/alliance-dropout@champion" \
+	  --env-manager local -h 127.0.0.1 -p 5055
 
 validate: install data ## Validate the built-in data set only
 	$(PY) pipelines/validate.py data=synthetic

@@ -136,6 +136,11 @@ def test_run_holds_config_lineage_metrics_plots_card_and_model(workspace):
         "Limitations",
     ):
         assert section in card
+    by_landmark = pd.read_csv(artifacts / "evaluation" / "by_landmark.csv")
+    assert set(by_landmark["landmark"]) == {2, 4, 6, 8}
+    model_rows = by_landmark[by_landmark["score"] == "model"]
+    for col in ("roc_auc", "ci_low", "ci_high", "pr_auc", "brier", "calibration_intercept"):
+        assert model_rows[col].notna().all(), col
     subgroups = pd.read_csv(artifacts / "evaluation" / "subgroups.csv")
     assert set(subgroups["attribute"]) == {"gender", "age_band"}
 

@@ -17,12 +17,15 @@ from alliance_dropout.modeling import metrics as m
 from alliance_dropout.modeling.config import EvaluationConfig
 from alliance_dropout.modeling.reference_rules import PCOMS_ALERT
 
+# per landmark: ROC AUC with its bootstrap CI, these as point estimates (where they apply)
+LANDMARK_EXTRA_METRICS = ("pr_auc", "brier", "calibration_intercept")
+
 
 @dataclass
 class EvaluationResult:
     main: str
     overall: pd.DataFrame  # score, metric, value, ci_low, ci_high (+ paired differences)
-    by_landmark: pd.DataFrame  # landmark, score, n, prevalence, roc_auc (+ CI)
+    by_landmark: pd.DataFrame  # landmark, score, n, prevalence, roc_auc (+ CI), pr_auc, brier..
     alert_budgets: pd.DataFrame  # budget, score, sensitivity/ppv/nnr (+ CI)
     pcoms_operating_point: dict[str, float]
     decision_curve: pd.DataFrame  # threshold, <score>..., treat_all, treat_none
@@ -54,7 +57,8 @@ class EvaluationResult:
                 key = f"test_{_slug(str(r.score))}_top{round(100 * r.budget)}_{name}"
                 out[key] = float(getattr(r, name))
         for r in self.by_landmark[self.by_landmark.score == self.main].itertuples():
-            out[f"test_landmark_{int(r.landmark):02d}_roc_auc"] = float(r.roc_auc)
+            for name in ("roc_auc", *LANDMARK_EXTRA_METRICS):
+                out[f"test_landmark_{int(r.landmark):02d}_{name}"] = float(getattr(r, name))
         out.update(self.extras)
         return {k: v for k, v in out.items() if np.isfinite(v)}
 
@@ -101,6 +105,12 @@ def evaluate(
             cfg.ci_level,
         )
         for r in table.itertuples():
+            p = scores[r.score][mask]
+            extra = {
+                name: fn(y[mask], p, None)
+                for name, fn in applicable[r.score].items()
+                if name in LANDMARK_EXTRA_METRICS
+            }
             per_landmark.append(
                 {
                     "landmark": int(lm),
@@ -110,6 +120,7 @@ def evaluate(
                     "roc_auc": r.value,
                     "ci_low": r.ci_low,
                     "ci_high": r.ci_high,
+                    **extra,
                 }
             )
 

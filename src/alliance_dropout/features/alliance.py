@@ -46,7 +46,7 @@ def rater_features(
     latest = g.carry_forward(rating, cs, at)
     recent = g.recent_index(rated, cs, cfg.recent_window, at)
     change = g.successive_difference(rating, cs)
-    low = g.pick(g.grouped_cumcount(rated & (rating < cfg.low_cutoff), cs), at)
+    low = g.grouped_cumcount(rated & (rating < cfg.low_cutoff), cs, at)
     return {
         f"{prefix}_rated_sessions": trend.count,
         f"{prefix}_latest": latest,
@@ -112,8 +112,8 @@ def dual_perspective_features(
         np.sign(client - g.take(client, previous))
         == np.sign(therapist - g.take(therapist, previous))
     )
-    steps = g.pick(g.grouped_cumcount(stepped, cs), at).astype(np.float64)
-    agreed = g.pick(g.grouped_cumcount(same_direction, cs), at)
+    steps = g.grouped_cumcount(stepped, cs, at).astype(np.float64)
+    agreed = g.grouped_cumcount(same_direction, cs, at)
     agreement = agreed / np.where(steps > 0, steps, 1.0)
     return {
         "alliance_gap_latest": g.carry_forward(gap, cs, at),

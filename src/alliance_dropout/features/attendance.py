@@ -24,7 +24,7 @@ def attendance_features(
     row = g.pick(np.arange(rows.n_rows), at)
     position = g.pick(g.position_in_client(cs), at)
     landmark_day = g.pick(day, at)
-    last_attended = g.pick(g.last_valid_index(attended, cs), at)
+    last_attended = g.last_valid_index(attended, cs, at)
     window = np.minimum(position + 1, cfg.recent_window).astype(np.float64)
     missed = g.pick(g.window_count(~attended, cs, cfg.recent_window), at)
     # consecutive missed appointments ending at this row (the whole episode if none attended)
@@ -32,14 +32,14 @@ def attendance_features(
 
     previous_attended = g.previous_valid_index(attended, cs)
     gap = np.where(attended, day - g.take(day, previous_attended), np.nan)
-    n_attended = g.pick(g.grouped_cumcount(attended, cs), at).astype(np.float64)
-    first_attended_day = g.take(day, g.pick(g.first_valid_index(attended, cs), at))
+    n_attended = g.grouped_cumcount(attended, cs, at).astype(np.float64)
+    first_attended_day = g.take(day, g.first_valid_index(attended, cs, at))
     span_weeks = (landmark_day - first_attended_day) / 7.0
     sessions_per_week = np.full(span_weeks.shape, np.nan)
     np.divide(n_attended - 1, span_weeks, out=sessions_per_week, where=span_weeks > 0)
 
     def count(mask: np.ndarray) -> np.ndarray:
-        return g.pick(g.grouped_cumcount(mask, cs), at).astype(np.float64)
+        return g.grouped_cumcount(mask, cs, at).astype(np.float64)
 
     return {
         "attendance_scheduled": (position + 1).astype(np.float64),

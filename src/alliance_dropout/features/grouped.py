@@ -65,9 +65,19 @@ def _grouped_cumsum_block(block: np.ndarray, client_start: np.ndarray) -> list[n
     return [sums[k].to_numpy() for k in range(block.shape[0])]
 
 
-def grouped_cumcount(mask: np.ndarray, client_start: np.ndarray) -> np.ndarray:
-    """Number of the client's rows up to each row where ``mask`` holds (int64, exact)."""
-    return grouped_cumsum(mask.astype(np.int64), client_start)
+def grouped_cumcount(
+    mask: np.ndarray, client_start: np.ndarray, at: np.ndarray | None = None
+) -> np.ndarray:
+    """Number of the client's rows up to each row where ``mask`` holds (int64, exact).
+
+    At the rows ``at`` only (all rows when None): the running total is needed for every row,
+    but the per-client differencing only where it is read.
+    """
+    total = np.zeros(client_start.shape[0] + 1, dtype=np.int64)  # total[i + 1]: rows <= i
+    np.cumsum(mask, dtype=np.int64, out=total[1:])
+    if at is None:
+        return total[1:] - total[client_start]
+    return total[at + 1] - total[client_start[at]]
 
 
 def window_count(mask: np.ndarray, client_start: np.ndarray, window: int) -> np.ndarray:
@@ -78,11 +88,13 @@ def window_count(mask: np.ndarray, client_start: np.ndarray, window: int) -> np.
     return total[rows] - total[first]
 
 
-def last_valid_index(valid: np.ndarray, client_start: np.ndarray) -> np.ndarray:
-    """Index of the client's latest valid row up to each row; -1 where there is none yet."""
+def last_valid_index(
+    valid: np.ndarray, client_start: np.ndarray, at: np.ndarray | None = None
+) -> np.ndarray:
+    """Index of the client's latest valid row up to each row (or the rows ``at``); -1 if none."""
     rows = np.arange(valid.shape[0], dtype=np.int64)
-    latest = np.maximum.accumulate(np.where(valid, rows, -1))
-    return np.where(latest >= client_start, latest, -1)
+    latest = pick(np.maximum.accumulate(np.where(valid, rows, -1)), at)
+    return np.where(latest >= pick(client_start, at), latest, -1)
 
 
 def previous_valid_index(valid: np.ndarray, client_start: np.ndarray) -> np.ndarray:
@@ -94,21 +106,28 @@ def previous_valid_index(valid: np.ndarray, client_start: np.ndarray) -> np.ndar
     return np.where(before >= client_start, before, -1)
 
 
-def first_valid_index(valid: np.ndarray, client_start: np.ndarray) -> np.ndarray:
-    """Index of the client's first valid row, where it lies at or before each row; else -1."""
-    n = valid.shape[0]
-    rows = np.arange(n, dtype=np.int64)
-    # next valid row at or after each row; read at the client's first row, used only when it
-    # lies at or before the current row (so no later row can change it)
-    next_valid = np.minimum.accumulate(np.where(valid, rows, n)[::-1])[::-1]
-    first = next_valid[client_start]
-    return np.where(first <= rows, first, -1)
+def first_valid_index(
+    valid: np.ndarray, client_start: np.ndarray, at: np.ndarray | None = None
+) -> np.ndarray:
+    """Index of the client's first valid row, where it lies at or before each row; else -1.
+
+    At the rows ``at`` only (all rows when None).
+    """
+    # valid rows counted over all clients: the client's first valid row is the valid row that
+    # follows the count before the client, and it is seen once the count has grown past it
+    seen = np.zeros(valid.shape[0] + 1, dtype=np.int64)  # seen[i + 1]: valid rows <= i
+    np.cumsum(valid, dtype=np.int64, out=seen[1:])
+    valid_rows = np.append(np.flatnonzero(valid), -1)  # -1: the index read when none is left
+    before = seen[pick(client_start, at)]
+    upto = seen[1:] if at is None else seen[at + 1]
+    return np.where(upto > before, valid_rows[before], -1)
 
 
 def take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[index]`` as float64, NaN where ``index`` is -1."""
-    out = values[np.maximum(index, 0)].astype(np.float64)
-    out[index < 0] = np.nan
+    # the fancy index already copies: convert without a second copy when already float64
+    out = values[np.maximum(index, 0)].astype(np.float64, copy=False)
+    np.copyto(out, np.nan, where=index < 0)  # cheaper than boolean-index assignment
     return out
 
 
@@ -121,14 +140,14 @@ def carry_forward(
     values: np.ndarray, client_start: np.ndarray, at: np.ndarray | None = None
 ) -> np.ndarray:
     """The client's latest non-missing value up to each row (NaN before the first)."""
-    return take(values, pick(last_valid_index(~np.isnan(values), client_start), at))
+    return take(values, last_valid_index(~np.isnan(values), client_start, at))
 
 
 def first_value(
     values: np.ndarray, client_start: np.ndarray, at: np.ndarray | None = None
 ) -> np.ndarray:
     """The client's first non-missing value, from that row on (NaN before it)."""
-    return take(values, pick(first_valid_index(~np.isnan(values), client_start), at))
+    return take(values, first_valid_index(~np.isnan(values), client_start, at))
 
 
 def expanding_min(
@@ -187,15 +206,16 @@ def _centred_sums(
     da, db = block[0], block[1]
     np.subtract(a, a0, out=da)
     np.subtract(b, b0, out=db)
-    da[~valid] = 0.0
-    db[~valid] = 0.0
+    invalid = ~valid
+    np.copyto(da, 0.0, where=invalid)  # cheaper than boolean-index assignment
+    np.copyto(db, 0.0, where=invalid)
     np.multiply(da, da, out=block[2])
     np.multiply(da, db, out=block[3])
     np.multiply(db, db, out=block[4])
     sums = _grouped_cumsum_block(block, client_start)
     del block, da, db
     sa, sb, saa, sab, sbb = (pick(column, at) for column in sums)
-    n = pick(grouped_cumcount(valid, client_start), at).astype(np.float64)
+    n = grouped_cumcount(valid, client_start, at).astype(np.float64)
     has = n > 0
     mean_b = pick(b0, at) + _ratio(sb, n, has)
     saa = saa - _ratio(sa * sa, n, has)
@@ -231,7 +251,7 @@ def paired_count(
 ) -> np.ndarray:
     """Rows so far where both ``a`` and ``b`` are present (float64)."""
     valid = ~(np.isnan(a) | np.isnan(b))
-    return pick(grouped_cumcount(valid, client_start), at).astype(np.float64)
+    return grouped_cumcount(valid, client_start, at).astype(np.float64)
 
 
 def expanding_mean(
@@ -241,7 +261,7 @@ def expanding_mean(
     valid = ~np.isnan(values)
     first = first_valid_index(valid, client_start)
     deviation = np.where(valid, values - take(values, first), 0.0)
-    n = pick(grouped_cumcount(valid, client_start), at)
+    n = grouped_cumcount(valid, client_start, at)
     total = pick(grouped_cumsum(deviation, client_start), at)
     return take(values, pick(first, at)) + _ratio(total, n, n > 0)
 

@@ -109,7 +109,10 @@ def _rupture_levels(
 
 
 def _drop_threshold(
-    client_start: np.ndarray, alliance: np.ndarray, cfg: RuptureConfig
+    client_start: np.ndarray,
+    alliance: np.ndarray,
+    cfg: RuptureConfig,
+    client_index: np.ndarray,
 ) -> np.ndarray:
     """max(k * SD of earlier valid ratings, floor); the floor alone while too few ratings."""
     valid = ~np.isnan(alliance)
@@ -117,7 +120,7 @@ def _drop_threshold(
     # Centre on the client's first rating before squaring, to keep the sums well conditioned.
     # The SD is shift-invariant and only used once >= 2 earlier ratings exist, so the first
     # rating is always an earlier one: no later information enters.
-    first = pd.Series(alliance).groupby(_client_index(client_start)).transform("first").to_numpy()
+    first = pd.Series(alliance).groupby(client_index).transform("first").to_numpy()
     centred = np.where(valid, alliance - first, 0.0)
     c1 = _sum_before(centred, client_start)
     c2 = _sum_before(centred**2, client_start)
@@ -137,7 +140,19 @@ def rupture_rows(
     client_start = np.asarray(client_start, dtype=np.int64)
     alliance = np.asarray(alliance, dtype=np.float64)
     _, drop = _rupture_levels(client_start, alliance, cfg)
-    threshold = _drop_threshold(client_start, alliance, cfg)
+    return _rupture_mask(client_start, alliance, cfg, attended, drop, _client_index(client_start))
+
+
+def _rupture_mask(
+    client_start: np.ndarray,
+    alliance: np.ndarray,
+    cfg: RuptureConfig,
+    attended: np.ndarray | None,
+    drop: np.ndarray,
+    client_index: np.ndarray,
+) -> np.ndarray:
+    """:func:`rupture_rows` given the drops and client indices its caller already has."""
+    threshold = _drop_threshold(client_start, alliance, cfg, client_index)
     with np.errstate(invalid="ignore"):
         rupture = drop >= threshold - _EPS  # NaN drop (no rating / no reference) -> False
     if attended is not None:
@@ -189,15 +204,19 @@ def rupture_features(
     n = alliance.shape[0]
     rows = np.arange(n)
     level, drop = _rupture_levels(client_start, alliance, cfg)
-    rupture = rupture_rows(client_start, alliance, cfg, attended)
+    client_index = _client_index(client_start)  # computed once, used three times
+    rupture = _rupture_mask(client_start, alliance, cfg, attended, drop, client_index)
     rupture_at = np.flatnonzero(rupture)
 
     # Attended sessions ("occasions") count the repair window.
     occasion = ~np.isnan(alliance) if attended is None else np.asarray(attended, dtype=bool)
     occasion = occasion | rupture
     occ_rows = np.flatnonzero(occasion)
-    occ_client = _client_index(client_start)[occ_rows]
-    occ_end = np.searchsorted(occ_client, occ_client, side="right") - 1
+    occ_client = client_index[occ_rows]
+    # last occasion of each occasion's client: occasions are grouped by client, so repeat each
+    # client's last occasion over its run (linear, where a searchsorted is n log n)
+    occ_last = np.flatnonzero(np.diff(occ_client, append=occ_client[-1:] + 1))
+    occ_end = np.repeat(occ_last, np.diff(occ_last, prepend=-1))
     occ_of_row = np.cumsum(occasion) - 1
     r = occ_of_row[rupture_at]
     ratings = np.nan_to_num(alliance[occ_rows], nan=-np.inf)
@@ -222,9 +241,7 @@ def rupture_features(
         ),
         "rupture_open": (still_open > 0).astype(np.float64),
         "sessions_since_rupture": np.where(has_rupture, rows - last, np.nan).astype(np.float64),
-        "rupture_max_drop": (
-            pd.Series(depth).groupby(_client_index(client_start)).cummax().to_numpy(np.float64)
-        ),
+        "rupture_max_drop": pd.Series(depth).groupby(client_index).cummax().to_numpy(np.float64),
     }
 
 

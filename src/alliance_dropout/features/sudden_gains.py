@@ -73,6 +73,72 @@ def reliable_change_cutoff(sd: float, reliability: float) -> float:
     return float(1.96 * np.sqrt(2.0) * standard_error_measurement)
 
 
+@dataclass(frozen=True)
+class _IntervalStats:
+    """What criteria 1-3 need of each evaluable interval; shared by gains and losses."""
+
+    evaluable: np.ndarray  # bool, shape (...)
+    change: np.ndarray  # x[N] - x[N+1], evaluable intervals only
+    x_n: np.ndarray
+    mean_pre: np.ndarray
+    mean_post: np.ndarray
+    threshold: np.ndarray  # t_crit * pooled SD
+
+
+def _nan_mean_var(values: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nanmean`` and ``np.nanvar(ddof=1)`` along the last axis, ``count`` values >= 2 each.
+
+    The very steps of numpy's own functions (the same sums over the same C-ordered layout, so
+    bit-identical results), but with the NaN mask, the zero-filled copy and the mean computed
+    once for both instead of twice.
+    """
+    missing = np.isnan(values)
+    filled = np.where(missing, 0.0, values)
+    count_ = count[..., None]
+    mean = np.sum(filled, axis=-1, keepdims=True) / count_
+    deviation = np.subtract(filled, mean, out=filled)
+    np.copyto(deviation, 0.0, where=missing)
+    squares = np.multiply(deviation, deviation, out=deviation)
+    return mean[..., 0], np.sum(squares, axis=-1) / (count - 1)
+
+
+def _interval_stats(windows: np.ndarray, critical_t: tuple[float, float, float]) -> _IntervalStats:
+    """:class:`_IntervalStats` of intervals given their six values x[N-2..N+3] (shape (..., 6))."""
+    pre, post = windows[..., :_PRE], windows[..., _PRE:]
+    x_n, x_n1 = pre[..., -1], post[..., 0]
+    # counts as sums of per-column flags: exact, and faster than a reduction over a short axis
+    present = ~np.isnan(windows)
+    n_pre = sum(present[..., k].astype(np.int64) for k in range(_PRE))
+    n_post = sum(present[..., k].astype(np.int64) for k in range(_PRE, _PRE + _POST))
+    evaluable = ~np.isnan(x_n) & ~np.isnan(x_n1) & (n_pre >= 2) & (n_post >= 2)
+
+    # Work on evaluable intervals only, so that no all-NaN slice reaches nanmean/nanvar.
+    pre_e, post_e = pre[evaluable], post[evaluable]
+    np_e, nq_e = n_pre[evaluable], n_post[evaluable]
+    change = x_n[evaluable] - x_n1[evaluable]  # positive = improvement on a lower-is-better scale
+    mean_pre, var_pre = _nan_mean_var(pre_e, np_e)
+    mean_post, var_post = _nan_mean_var(post_e, nq_e)
+    pooled = np.sqrt(((np_e - 1) * var_pre + (nq_e - 1) * var_post) / (np_e + nq_e - 2))
+    n_missing = (_PRE + _POST) - (np_e + nq_e)
+    t_crit = np.asarray(critical_t)[n_missing]
+    return _IntervalStats(evaluable, change, x_n[evaluable], mean_pre, mean_post, t_crit * pooled)
+
+
+def _verdicts_from_stats(
+    stats: _IntervalStats, cutoff: float, pct: float, losses: bool
+) -> np.ndarray:
+    """Gain (or loss) per interval, False where not evaluable."""
+    change = stats.change
+    if losses:
+        change, mean_shift = -change, stats.mean_post - stats.mean_pre
+    else:
+        mean_shift = stats.mean_pre - stats.mean_post
+    verdict = (change >= cutoff) & (change >= pct * stats.x_n) & (mean_shift > stats.threshold)
+    gain = np.zeros(stats.evaluable.shape, dtype=bool)
+    gain[stats.evaluable] = verdict
+    return gain
+
+
 def _interval_verdicts(
     windows: np.ndarray,
     cutoff: float,
@@ -84,35 +150,8 @@ def _interval_verdicts(
 
     ``windows`` has shape (..., 6); returns two bool arrays of shape (...).
     """
-    pre, post = windows[..., :_PRE], windows[..., _PRE:]
-    x_n, x_n1 = pre[..., -1], post[..., 0]
-    n_pre = np.sum(~np.isnan(pre), axis=-1)
-    n_post = np.sum(~np.isnan(post), axis=-1)
-    evaluable = ~np.isnan(x_n) & ~np.isnan(x_n1) & (n_pre >= 2) & (n_post >= 2)
-
-    # Work on evaluable intervals only, so that no all-NaN slice reaches nanmean/nanvar.
-    pre_e, post_e = pre[evaluable], post[evaluable]
-    np_e, nq_e = n_pre[evaluable], n_post[evaluable]
-    change = x_n[evaluable] - x_n1[evaluable]  # positive = improvement on a lower-is-better scale
-    mean_pre, mean_post = np.nanmean(pre_e, axis=-1), np.nanmean(post_e, axis=-1)
-    pooled = np.sqrt(
-        (
-            (np_e - 1) * np.nanvar(pre_e, axis=-1, ddof=1)
-            + (nq_e - 1) * np.nanvar(post_e, axis=-1, ddof=1)
-        )
-        / (np_e + nq_e - 2)
-    )
-    n_missing = (_PRE + _POST) - (np_e + nq_e)
-    t_crit = np.asarray(critical_t)[n_missing]
-    if losses:
-        change, mean_shift = -change, mean_post - mean_pre
-    else:
-        mean_shift = mean_pre - mean_post
-    verdict = (change >= cutoff) & (change >= pct * x_n[evaluable]) & (mean_shift > t_crit * pooled)
-
-    gain = np.zeros(evaluable.shape, dtype=bool)
-    gain[evaluable] = verdict
-    return gain, evaluable
+    stats = _interval_stats(windows, critical_t)
+    return _verdicts_from_stats(stats, cutoff, pct, losses), stats.evaluable
 
 
 def _padded_windows(scores: np.ndarray) -> np.ndarray:
@@ -157,11 +196,12 @@ def events_known_by_row(client_start: np.ndarray, event_rows: np.ndarray) -> np.
 
     ``event_rows`` holds the row at which each event became known, one entry per event.
     """
-    event_rows = np.sort(event_rows)
-    rows = np.arange(client_start.shape[0])
-    known = np.searchsorted(event_rows, rows, side="right")
-    before_client = np.searchsorted(event_rows, client_start, side="left")
-    return (known - before_client).astype(np.float64)
+    # events per row, cumulated: an exact integer count, linear in rows (a searchsorted of every
+    # row into the event rows was the slowest step of the rupture and sudden-gain families)
+    n = client_start.shape[0]
+    known = np.zeros(n + 1, dtype=np.int64)  # known[i + 1]: events at rows <= i, all clients
+    np.cumsum(np.bincount(np.asarray(event_rows, dtype=np.int64), minlength=n), out=known[1:])
+    return (known[1:] - known[client_start]).astype(np.float64)
 
 
 def sudden_gain_features(
@@ -187,16 +227,21 @@ def sudden_gain_features(
 
     occ_rows = _occasions(symptom, attended)
     occ_values = symptom[occ_rows]
-    occ_first = client_start[occ_rows]  # first row of the occasion's client, for same-client tests
     # Window x[N-2..N+3] ending at occasion j (= N+3): offsets -5..0, missing across clients.
+    # One sliding view over the occasions (NaN-padded in front), then the offsets that reach
+    # back before the client's first occasion are blanked.
     width = _PRE + _POST
-    windows = np.full((occ_rows.shape[0], width), np.nan)
-    for k in range(width):  # fixed window width, not a loop over rows
-        lag = width - 1 - k
-        src = np.arange(occ_rows.shape[0]) - lag
-        ok = src >= 0
-        ok[ok] = occ_first[src[ok]] == occ_first[ok]
-        windows[ok, k] = occ_values[src[ok]]
+    m = occ_rows.shape[0]
+    occ_index = np.arange(m, dtype=np.int64)
+    new_client = np.ones(m, dtype=bool)
+    new_client[1:] = client_start[occ_rows[1:]] != client_start[occ_rows[:-1]]
+    # occasions of the same client before each occasion
+    occ_position = occ_index - np.maximum.accumulate(np.where(new_client, occ_index, 0))
+    # ``width`` NaNs in front (one more than needed) so that the view exists even without
+    # occasions; its window k + 1 ends at occasion k
+    padded = np.concatenate((np.full(width, np.nan), occ_values))
+    lag = np.arange(width - 1, -1, -1)  # column k holds offset -(width - 1 - k)
+    windows = np.where(lag > occ_position[:, None], np.nan, sliding_window_view(padded, width)[1:])
 
     # A gain improves the symptom: a drop when higher is worse, a rise otherwise.
     improving_is_drop = scale.higher_is_worse
@@ -204,8 +249,10 @@ def sudden_gain_features(
     kinds = [("gain", not improving_is_drop)]
     if cfg.detect_losses:
         kinds.append(("loss", improving_is_drop))
+    # the window statistics do not depend on the direction: compute them once for both kinds
+    stats = _interval_stats(windows, cfg.critical_t)
     for kind, as_loss in kinds:
-        verdict, _ = _interval_verdicts(windows, cutoff, cfg.pct, as_loss, cfg.critical_t)
+        verdict = _verdicts_from_stats(stats, cutoff, cfg.pct, as_loss)
         known_rows = occ_rows[verdict]
         out[f"sudden_{kind}_count"] = events_known_by_row(client_start, known_rows)
         if kind == "gain":

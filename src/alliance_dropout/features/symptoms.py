@@ -50,7 +50,7 @@ def symptom_features(
     cs, score, session = rows.client_start, rows.symptom, rows.session_number
     rated = ~np.isnan(score)
     trend = g.expanding_trend(session, score, cs, at)
-    first_row = g.pick(g.first_valid_index(rated, cs), at)
+    first_row = g.first_valid_index(rated, cs, at)
     first = g.take(score, first_row)
     latest = g.carry_forward(score, cs, at)
     has = trend.count > 0
@@ -102,7 +102,7 @@ def _early_response(
     """Early response, known from session ``early_response_session`` on; NaN before."""
     cs, score = rows.client_start, rows.symptom
     early = ~np.isnan(score) & (rows.session_number <= cfg.early_response_session)
-    early_row = g.pick(g.last_valid_index(early, cs), at)
+    early_row = g.last_valid_index(early, cs, at)
     session = g.pick(rows.session_number, at)
     first = g.take(score, first_row)
     improvement = direction * (g.take(score, early_row) - first)

@@ -30,8 +30,10 @@ def test_reasons_are_the_largest_positive_contributions_in_words_with_values():
         "2 of the last 4 appointments missed",
     ]
     # only positive contributions count: the second client has two
-    assert out[1].split(" | ") == ["PHQ-9 19 at the last measurement",
-                                   "1 of the last 4 appointments missed"]
+    assert out[1].split(" | ") == [
+        "PHQ-9 19 at the last measurement",
+        "1 of the last 4 appointments missed",
+    ]
 
 
 def test_therapist_context_and_missing_values_are_never_reasons():

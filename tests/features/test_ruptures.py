@@ -184,3 +184,22 @@ def test_empty_input_and_unrated_client() -> None:
     f = rupture_features(np.zeros(3, np.int64), np.full(3, NAN), RuptureConfig(), np.ones(3, bool))
     assert f["rupture_count"].tolist() == [0, 0, 0]  # counts are 0, never missing
     assert np.isnan(f["sessions_since_rupture"]).all()
+
+
+def test_a_clients_rupture_features_do_not_depend_on_other_clients_in_the_file() -> None:
+    """Sums run per client, so rounding cannot carry over from clients earlier in the file
+    (scoring one client alone must give what scoring it within a caseload gives)."""
+    rng = np.random.default_rng(7)
+    mine = np.round(rng.uniform(1, 5, 12) * 12) / 12  # WAI-SR item means
+    others = rng.uniform(1, 5, 5000) * np.pi  # large, irrational running totals before mine
+    cfg = RuptureConfig(reference=RuptureReference.running_mean)
+    alone = rupture_features(np.zeros(12, dtype=np.int64), mine, cfg)
+    together_values = np.concatenate([others, mine])
+    client_start = np.concatenate([np.zeros(5000, dtype=np.int64), np.full(12, 5000)])
+    together = rupture_features(client_start, together_values, cfg)
+    for name, values in alone.items():
+        np.testing.assert_array_equal(together[name][5000:], values, err_msg=name)
+    np.testing.assert_array_equal(
+        rupture_rows(client_start, together_values, cfg)[5000:],
+        rupture_rows(np.zeros(12, dtype=np.int64), mine, cfg),
+    )

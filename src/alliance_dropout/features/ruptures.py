@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.features.grouped import grouped_cumsum
 from alliance_dropout.features.sudden_gains import events_known_by_row
 
 FAMILY = "ruptures"
@@ -85,9 +86,12 @@ def _client_index(client_start: np.ndarray) -> np.ndarray:
 
 
 def _sum_before(values: np.ndarray, client_start: np.ndarray) -> np.ndarray:
-    """Per row: sum of ``values`` over the client's earlier rows (exclusive cumulative sum)."""
-    exclusive = np.cumsum(values) - values
-    return exclusive - exclusive[client_start]
+    """Per row: sum of ``values`` over the client's earlier rows (exclusive cumulative sum).
+
+    Summed per client (never a running total over the whole file minus its value at the
+    client's start), so rounding cannot carry over from other clients' rows.
+    """
+    return grouped_cumsum(values, client_start) - values
 
 
 def _rupture_levels(

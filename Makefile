@@ -66,6 +66,7 @@ bench: install ## Benchmarks: feature building and caseload scoring (prints figu
 	$(PY) benchmarks/bench_scoring.py
 
 ui: install ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
+	@mkdir -p mlruns
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
 	  --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000 --workers 1
 

@@ -127,6 +127,9 @@ def test_run_holds_config_lineage_metrics_plots_card_and_model(workspace):
         "plots/subgroups.png",
     ):
         assert (artifacts / rel).is_file(), rel
+    dictionary = (artifacts / "features" / "feature_dictionary.md").read_text()
+    for family in ("## ruptures", "## expected_course", "## therapist_context"):
+        assert family in dictionary
     card = (artifacts / "model_card.md").read_text()
     for section in (
         "Intended use",

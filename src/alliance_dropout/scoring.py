@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 from alliance_dropout import contract as c
 from alliance_dropout.config import DataConfig, PathsConfig, TrackingConfig
 from alliance_dropout.features.builder import ID_COLUMNS
-from alliance_dropout.features.dictionary import feature_dictionary
 from alliance_dropout.features.ruptures import rupture_rows
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.reasons import phrases, top_reasons
@@ -147,7 +146,7 @@ def score_chunk(
     fitted = model.classifier.calibrated_classifiers_[0].estimator
     values = fitted[:-1].transform(X)  # features incl. learned context, as the model sees them
     contrib = model.contributions(X)
-    definitions = {s.name: s.definition for s in feature_dictionary(model.features)}
+    definitions = {s.name: s.definition for s in model.feature_specs()}
     phrase_for = phrases(
         model.features.alliance.recent_window,
         model.features.attendance.recent_window,

@@ -24,7 +24,7 @@ from alliance_dropout import tracking as trk
 from alliance_dropout.cli import echo
 from alliance_dropout.config import DataConfig, PathsConfig, TrackingConfig, to_object
 from alliance_dropout.features.config import FeaturesConfig
-from alliance_dropout.features.dictionary import feature_dictionary, render_markdown
+from alliance_dropout.features.dictionary import render_markdown
 from alliance_dropout.modeling import plots
 from alliance_dropout.modeling.config import (
     CalibrationConfig,
@@ -122,6 +122,10 @@ def run_training(cfg: TrainRunConfig, resolved: dict[str, Any]) -> RunSummary:
             train, model_cfg, cfg.calibration, folds, cfg.features, symptom, alliance, cfg.seed
         )
         mlflow.log_params({f"fitted.{k}": v for k, v in model_cfg.params.items()})
+        # after fitting: the dictionary documents the learned features with the model's settings
+        mlflow.log_text(
+            render_markdown(risk_model.feature_specs()), "features/feature_dictionary.md"
+        )
         model_scores = {MAIN: risk_model.predict_proba(test.X)}
         for kind in cfg.evaluation.comparators:
             if kind is model_cfg.kind:
@@ -220,8 +224,6 @@ def _log_context(
             "data_train_prevalence": float(train.y.mean()),
         }
     )
-    specs = feature_dictionary(cfg.features)
-    mlflow.log_text(render_markdown(specs), "features/feature_dictionary.md")
 
 
 def _log_evaluation(

@@ -8,7 +8,11 @@ from alliance_dropout import contract as c
 from alliance_dropout.config import REPO_ROOT
 from alliance_dropout.features.builder import ID_COLUMNS, build_features
 from alliance_dropout.features.config import FeaturesConfig
-from alliance_dropout.features.dictionary import feature_dictionary, render_markdown
+from alliance_dropout.features.dictionary import (
+    documented_features,
+    feature_dictionary,
+    render_markdown,
+)
 from tests.features.histories import random_sessions
 
 
@@ -32,9 +36,16 @@ def test_markdown_has_a_row_per_feature() -> None:
     assert text.count("\n## ") == len({spec.family for spec in specs})
 
 
+def test_the_documented_dictionary_covers_the_learned_features() -> None:
+    names = [spec.name for spec in documented_features(FeaturesConfig())]
+    for learned in ("symptom_latest_vs_expected", "therapist_dropout_rate", "therapist_n_clients"):
+        assert learned in names
+    assert len(names) == len(set(names))
+
+
 def test_docs_features_md_is_regenerated() -> None:
     path = Path(REPO_ROOT) / "docs" / "features.md"
-    expected = render_markdown(feature_dictionary(FeaturesConfig()))
+    expected = render_markdown(documented_features(FeaturesConfig()))
     assert path.read_text(encoding="utf-8") == expected, (
         "docs/features.md is stale: run python -m alliance_dropout.features.dictionary"
     )

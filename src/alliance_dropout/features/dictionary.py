@@ -69,11 +69,20 @@ def render_markdown(specs: list[FeatureSpec]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def documented_features(cfg: FeaturesConfig) -> list[FeatureSpec]:
+    """The builder's features plus those the model pipeline learns from training data
+    (expected course, therapist context), with the pipeline's default settings."""
+    from alliance_dropout.modeling.config import ModelConfig
+    from alliance_dropout.modeling.models import learned_feature_specs, make_pipeline
+
+    return feature_dictionary(cfg) + learned_feature_specs(make_pipeline(ModelConfig(), seed=0))
+
+
 def write_feature_doc(cfg: FeaturesConfig, path: str) -> None:
-    """Render the feature dictionary of ``cfg`` to a Markdown file."""
+    """Render the full feature dictionary of ``cfg`` to a Markdown file."""
     from alliance_dropout.io import write_text
 
-    write_text(render_markdown(feature_dictionary(cfg)), path)
+    write_text(render_markdown(documented_features(cfg)), path)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from alliance_dropout.contract import Scale
 from alliance_dropout.features.builder import ID_COLUMNS, build_features
 from alliance_dropout.features.config import FeaturesConfig
+from alliance_dropout.features.dictionary import FeatureSpec, feature_dictionary
 from alliance_dropout.features.learned import ExpectedCourseDeviation, TherapistContext
 from alliance_dropout.modeling.config import ModelConfig, ModelKind
 
@@ -90,6 +91,11 @@ def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
     return pipe.set_output(transform="pandas")
 
 
+def learned_feature_specs(pipe: Pipeline) -> list[FeatureSpec]:
+    """Dictionary entries of the columns the pipeline's learned transformers add."""
+    return pipe["expected_course"].feature_specs() + pipe["therapist_context"].feature_specs()
+
+
 def fold_pipelines(calibrated: CalibratedClassifierCV) -> list[Pipeline]:
     return [cc.estimator for cc in calibrated.calibrated_classifiers_]
 
@@ -146,6 +152,12 @@ class DropoutRiskModel:
         out = X[list(ID_COLUMNS)].copy()
         out["dropout_risk"] = self.predict_proba(X)
         return out
+
+    def feature_specs(self) -> list[FeatureSpec]:
+        """Dictionary of every feature the model sees, learned ones with its own settings."""
+        return feature_dictionary(self.features) + learned_feature_specs(
+            fold_pipelines(self.classifier)[0]
+        )
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Log-odds contribution per feature (mean over the fitted pipelines, if several)."""

@@ -24,7 +24,10 @@ from alliance_dropout.features.dictionary import feature_dictionary
 FEATURE_DTYPE = np.float32
 ID_COLUMNS = ("client_id", "therapist_id", "landmark_session", "landmark_date")
 _SECONDS_PER_DAY = 86_400.0
-CHUNK_ROWS = 2_000_000
+# Clients are processed a chunk of about this many rows at a time: the per-row intermediates of
+# a chunk (a few MB each) then stay in cache and reuse freed memory instead of faulting in new
+# pages. Measured on 2.8M rows: 2M-row chunks 3.3 s, 250k-row chunks 2.65 s, 50k 2.85 s.
+CHUNK_ROWS = 250_000
 
 
 def feature_columns(cfg: FeaturesConfig) -> list[str]:
@@ -169,7 +172,7 @@ def build_features(
     ``session_number == L``; without, each client is taken as of its latest row. Returns
     :data:`ID_COLUMNS` then float32 features (0/1 flags, NaN where not computable), ordered by
     client and landmark. ``sessions`` is not modified. Clients are processed in chunks of
-    about ``chunk_rows`` session rows (a memory bound; the result does not depend on it).
+    about ``chunk_rows`` session rows (for memory and cache; the result does not depend on it).
     """
     _check_scales(cfg, alliance)
     columns = feature_columns(cfg)

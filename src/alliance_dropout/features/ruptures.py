@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from alliance_dropout.features.dictionary import FeatureSpec
-from alliance_dropout.features.grouped import grouped_cumsum
+from alliance_dropout.features.grouped import first_value, grouped_cumsum
 from alliance_dropout.features.sudden_gains import events_known_by_row
 
 FAMILY = "ruptures"
@@ -116,7 +116,6 @@ def _drop_threshold(
     client_start: np.ndarray,
     alliance: np.ndarray,
     cfg: RuptureConfig,
-    client_index: np.ndarray,
 ) -> np.ndarray:
     """max(k * SD of earlier valid ratings, floor); the floor alone while too few ratings."""
     valid = ~np.isnan(alliance)
@@ -124,7 +123,7 @@ def _drop_threshold(
     # Centre on the client's first rating before squaring, to keep the sums well conditioned.
     # The SD is shift-invariant and only used once >= 2 earlier ratings exist, so the first
     # rating is always an earlier one: no later information enters.
-    first = pd.Series(alliance).groupby(client_index).transform("first").to_numpy()
+    first = first_value(alliance, client_start)
     centred = np.where(valid, alliance - first, 0.0)
     c1 = _sum_before(centred, client_start)
     c2 = _sum_before(centred**2, client_start)
@@ -144,7 +143,7 @@ def rupture_rows(
     client_start = np.asarray(client_start, dtype=np.int64)
     alliance = np.asarray(alliance, dtype=np.float64)
     _, drop = _rupture_levels(client_start, alliance, cfg)
-    return _rupture_mask(client_start, alliance, cfg, attended, drop, _client_index(client_start))
+    return _rupture_mask(client_start, alliance, cfg, attended, drop)
 
 
 def _rupture_mask(
@@ -153,10 +152,9 @@ def _rupture_mask(
     cfg: RuptureConfig,
     attended: np.ndarray | None,
     drop: np.ndarray,
-    client_index: np.ndarray,
 ) -> np.ndarray:
-    """:func:`rupture_rows` given the drops and client indices its caller already has."""
-    threshold = _drop_threshold(client_start, alliance, cfg, client_index)
+    """:func:`rupture_rows` given the drops its caller already has."""
+    threshold = _drop_threshold(client_start, alliance, cfg)
     with np.errstate(invalid="ignore"):
         rupture = drop >= threshold - _EPS  # NaN drop (no rating / no reference) -> False
     if attended is not None:
@@ -208,8 +206,8 @@ def rupture_features(
     n = alliance.shape[0]
     rows = np.arange(n)
     level, drop = _rupture_levels(client_start, alliance, cfg)
-    client_index = _client_index(client_start)  # computed once, used three times
-    rupture = _rupture_mask(client_start, alliance, cfg, attended, drop, client_index)
+    client_index = _client_index(client_start)
+    rupture = _rupture_mask(client_start, alliance, cfg, attended, drop)
     rupture_at = np.flatnonzero(rupture)
 
     # Attended sessions ("occasions") count the repair window.

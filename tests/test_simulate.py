@@ -47,7 +47,7 @@ BANDS = {
     "rupture_repaired_share": (0.08, 0.22),  # 14.7%
     "rupture_unrepaired_share": (0.05, 0.16),  # 10.7%
     "alliance_d_completers_vs_dropouts": (0.4, 0.75),  # Sharf et al. 2010: d = 0.55
-    "therapist_icc_dropout": (0.02, 0.2),  # Zimmermann 2017, Saxon 2017: ~.06-.13
+    "therapist_icc_dropout": (0.02, 0.2),  # Zimmermann 2017: .057, Saxon 2017: .126
     "alliance_client_therapist_r": (0.3, 0.55),  # Tryon et al. 2007: r = .36
     "alliance_client_mean": (3.7, 4.2),  # Hatcher & Gillaspy 2006
     "phq9_baseline_mean": (13.5, 16.5),

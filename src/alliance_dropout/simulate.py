@@ -36,7 +36,7 @@ class DropoutHazardConfig:
 
     Coefficients were tuned so that the measured figures hit the published targets: dropout
     ~20% of labeled episodes (Swift & Greenberg 2012), client alliance d ~0.55 between
-    completers and dropouts (Sharf, Primavera & Diener 2010) and therapist ICC ~0.06-0.13
+    completers and dropouts (Sharf, Primavera & Diener 2010) and therapist ICC ~0.057-0.126
     (Zimmermann et al. 2017; Saxon et al. 2017). Thresholds and interactions are there on
     purpose: part of the signal is nonlinear, as a tree model can find and a linear one cannot
     (on the project's landmark features LightGBM beats logistic regression by ~0.03 AUC, which
@@ -163,7 +163,8 @@ class SimulateConfig:
     phq9_baseline_sd: float = 4.7
     phq9_noise_sd: float = 1.5
     phq9_state_sd: float = 1.0
-    # change classes (Stulz et al. 2007; Lambert 2007: 5-10% deteriorate); gradual = the rest
+    # change classes (Stulz et al. 2007); deterioration is commonly put at 5-10% (Lambert 2007);
+    # gradual responders are the rest
     early_responder_share: float = 0.2
     non_responder_share: float = 0.3
     deteriorator_share: float = 0.07
@@ -176,7 +177,7 @@ class SimulateConfig:
     symptoms_to_alliance: float = 0.05
 
     # --- attendance and recording ------------------------------------------------------------
-    # missed appointments ~10-15% in outpatient mental health (Mitchell & Selmes 2007)
+    # missed appointments: about 20% in mental health (Mitchell & Selmes 2007); fewer here
     missed_base_share: float = 0.09
     # missed appointments cluster in at-risk clients: logit per unit of dropout-risk logit
     missed_risk_loading: float = 0.25

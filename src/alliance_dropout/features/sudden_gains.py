@@ -314,7 +314,7 @@ def feature_specs(cfg: SuddenGainConfig) -> list[FeatureSpec]:
                 "Number of sudden losses (the mirror image of a sudden gain: a sudden worsening) "
                 "known by this session, counted from session N+3 on.",
                 "count",
-                "Lutz et al. 2013, Psychother Res 23:14-24; " + _REFERENCE,
+                _REFERENCE,
             )
         )
     return specs

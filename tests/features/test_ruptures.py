@@ -130,7 +130,8 @@ def _reference_loop(alliance: np.ndarray, attended: np.ndarray, cfg: RuptureConf
             )
             out["open"][i] += not back
     out["open"] = (out["open"] > 0).astype(float)
-    return out
+    unrated = np.cumsum(~np.isnan(alliance)) == 0  # nothing detectable before the first rating
+    return {name: np.where(unrated, np.nan, values) for name, values in out.items()}
 
 
 @pytest.mark.parametrize("reference", list(RuptureReference))
@@ -138,7 +139,7 @@ def test_matches_plain_loop_reference(reference: RuptureReference) -> None:
     client_start, alliance, attended = _random_caseload(1)
     cfg = RuptureConfig(reference=reference, threshold_sd=1.5, repair_window=2)
     f = rupture_features(client_start, alliance, cfg, attended)
-    assert f["rupture_count"][-1] >= 0 and f["rupture_count"].sum() > 0
+    assert np.nansum(f["rupture_count"]) > 0 and np.isnan(f["rupture_count"]).any()
     for start in np.unique(client_start):
         rows = client_start == start
         expected = _reference_loop(alliance[rows], attended[rows], cfg)
@@ -182,8 +183,11 @@ def test_empty_input_and_unrated_client() -> None:
     empty = rupture_features(np.array([], dtype=np.int64), np.array([]), RuptureConfig())
     assert all(v.shape == (0,) for v in empty.values())
     f = rupture_features(np.zeros(3, np.int64), np.full(3, NAN), RuptureConfig(), np.ones(3, bool))
-    assert f["rupture_count"].tolist() == [0, 0, 0]  # counts are 0, never missing
-    assert np.isnan(f["sessions_since_rupture"]).all()
+    # nothing could be detected without a rating: missing, not "no rupture"
+    assert all(np.isnan(values).all() for values in f.values())
+    late = rupture_features(np.zeros(3, np.int64), np.array([NAN, 4.0, 3.0]), RuptureConfig())
+    assert np.isnan(late["rupture_count"][0]) and late["rupture_count"][1:].tolist() == [0, 1]
+    assert np.isnan(late["rupture_max_drop"][0]) and late["rupture_max_drop"][1] == 0
 
 
 def test_a_clients_rupture_features_do_not_depend_on_other_clients_in_the_file() -> None:

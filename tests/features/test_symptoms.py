@@ -63,6 +63,21 @@ def test_reliable_change_boundary_and_deterioration() -> None:
     assert np.isnan(worse["symptom_reliable_recovery"])
 
 
+def test_exact_thresholds_hold_on_decimal_scores() -> None:
+    """Exports may carry one-decimal scores (e.g. prorated totals): 10.2 - 4.2 is
+    5.999999999999999 in floating point, yet it is a fall of exactly 6 points."""
+    better = _features(history([A, A], symptom_score=[10.2, 4.2])).loc[2]
+    assert better["symptom_reliable_improvement"] == 1
+    assert better["symptom_reliable_recovery"] == 1
+    worse = _features(history([A, A], symptom_score=[4.2, 10.2])).loc[2]
+    assert worse["symptom_reliable_deterioration"] == 1
+    # 12.4 -> 9.3 is a fall of exactly 25% of 12.4 (3.1; 3.0999999999999996 in floating point)
+    early = _features(history([A, A, A, A], symptom_score=[12.4, 11, 10, 9.3])).loc[4]
+    assert early["symptom_early_response"] == 1
+    just_short = _features(history([A, A, A, A], symptom_score=[12.4, 11, 10, 9.4])).loc[4]
+    assert just_short["symptom_early_response"] == 0
+
+
 def test_early_response(improving: pd.DataFrame) -> None:
     features = _features(improving)
     # unknown before session 4; by session 4: 18 -> 11 = 7 >= 25% of 18 = 4.5
@@ -86,6 +101,8 @@ def test_no_symptom_scores_means_missing_not_zero() -> None:
     assert f["symptom_rated_sessions"] == 0
     for name in ("first", "latest", "change", "slope", "reliable_improvement", "in_clinical_range"):
         assert np.isnan(f[f"symptom_{name}"]), name
+    # nothing could be detected without a score: missing, not "no sudden gain"
+    assert np.isnan(f["sudden_gain_count"]) and np.isnan(f["sudden_loss_count"])
 
 
 def test_alliance_symptom_coupling() -> None:

@@ -123,6 +123,17 @@ def first_valid_index(
     return np.where(upto > before, valid_rows[before], -1)
 
 
+# Float slack for "at least" rules on scores: 10.2 - 4.2 is 5.999999999999999 in binary floating
+# point, yet a 6-point fall meets "improves by at least 6". Far below any scale's resolution.
+AT_LEAST_SLACK = 1e-9
+
+
+def at_least(values: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """``values >= threshold`` up to :data:`AT_LEAST_SLACK` (False where either is NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(values >= np.subtract(threshold, AT_LEAST_SLACK))
+
+
 def take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[index]`` as float64, NaN where ``index`` is -1."""
     # the fancy index already copies: convert without a second copy when already float64

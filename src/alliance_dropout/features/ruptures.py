@@ -33,11 +33,16 @@ import numpy as np
 import pandas as pd
 
 from alliance_dropout.features.dictionary import FeatureSpec
-from alliance_dropout.features.grouped import first_value, grouped_cumsum
+from alliance_dropout.features.grouped import (
+    AT_LEAST_SLACK,
+    at_least,
+    first_valid_index,
+    first_value,
+    grouped_cumsum,
+)
 from alliance_dropout.features.sudden_gains import events_known_by_row
 
 FAMILY = "ruptures"
-_EPS = 1e-9  # float slack: a drop of exactly the threshold (4.5 - 4.0) or an exact return counts
 _REFERENCE = (
     "Stiles et al. 2004, J Couns Psychol 51:81-92; Strauss et al. 2006, J Consult Clin Psychol "
     "74:337-345; Gumz et al. 2012, BMC Med Res Methodol 12:10; Eubanks, Muran & Safran 2018, "
@@ -155,8 +160,8 @@ def _rupture_mask(
 ) -> np.ndarray:
     """:func:`rupture_rows` given the drops its caller already has."""
     threshold = _drop_threshold(client_start, alliance, cfg)
-    with np.errstate(invalid="ignore"):
-        rupture = drop >= threshold - _EPS  # NaN drop (no rating / no reference) -> False
+    # a drop of exactly the threshold (4.5 - 4.0) counts; a NaN drop (no rating or reference) not
+    rupture = at_least(drop, threshold)
     if attended is not None:
         rupture &= np.asarray(attended, dtype=bool)
     return rupture
@@ -223,7 +228,7 @@ def rupture_features(
     r = occ_of_row[rupture_at]
     ratings = np.nan_to_num(alliance[occ_rows], nan=-np.inf)
     # The same float slack as for the drop: a mean of 4.2 is regained by a rating of 4.2.
-    back = _first_return(ratings, r + 1, occ_end[r], level[rupture_at] - _EPS)
+    back = _first_return(ratings, r + 1, occ_end[r], level[rupture_at] - AT_LEAST_SLACK)
 
     m = cfg.repair_window
     repaired = (back >= 0) & (back - r <= m)
@@ -235,16 +240,21 @@ def rupture_features(
     opened = events_known_by_row(client_start, rupture_at)
     still_open = opened - events_known_by_row(client_start, occ_rows[back[closed]])
     depth = np.where(rupture, drop, 0.0)
-    return {
+    # Before the client's first rating nothing could be detected: missing, not "no rupture"
+    # (an export without client ratings must not look like a run of stable alliances).
+    rated = first_valid_index(~np.isnan(alliance), client_start) >= 0
+    counts = {
         "rupture_count": opened,
         "rupture_repaired_count": events_known_by_row(client_start, occ_rows[back[repaired]]),
         "rupture_unrepaired_count": events_known_by_row(
             client_start, occ_rows[(r + m)[unrepaired]]
         ),
         "rupture_open": (still_open > 0).astype(np.float64),
-        "sessions_since_rupture": np.where(has_rupture, rows - last, np.nan).astype(np.float64),
         "rupture_max_drop": pd.Series(depth).groupby(client_index).cummax().to_numpy(np.float64),
     }
+    out = {name: np.where(rated, values, np.nan) for name, values in counts.items()}
+    out["sessions_since_rupture"] = np.where(has_rupture, rows - last, np.nan).astype(np.float64)
+    return out
 
 
 def feature_specs(cfg: RuptureConfig) -> list[FeatureSpec]:
@@ -272,7 +282,7 @@ def feature_specs(cfg: RuptureConfig) -> list[FeatureSpec]:
         (
             "rupture_unrepaired_count",
             f"Ruptures with no return to the pre-rupture level within {m} attended sessions, "
-            f"counted at the {m}th attended session after the rupture.",
+            f"counted {m} attended sessions after the rupture.",
             "count",
         ),
         (
@@ -288,8 +298,18 @@ def feature_specs(cfg: RuptureConfig) -> list[FeatureSpec]:
         ),
         (
             "rupture_max_drop",
-            "Largest drop below the reference level among the ruptures so far; 0 when none.",
+            "Largest drop below the reference level among the ruptures so far; 0 when none yet.",
             "WAI-SR points (1-5 item mean)",
         ),
     ]
-    return [FeatureSpec(name, FAMILY, text, unit, _REFERENCE) for name, text, unit in specs]
+    unrated = " Missing before the client's first alliance rating."
+    return [
+        FeatureSpec(
+            name,
+            FAMILY,
+            text + ("" if name == "sessions_since_rupture" else unrated),
+            unit,
+            _REFERENCE,
+        )
+        for name, text, unit in specs
+    ]

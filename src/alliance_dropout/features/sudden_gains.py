@@ -28,6 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from alliance_dropout.contract import Scale
 from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.features.grouped import first_valid_index
 
 FAMILY = "sudden_gains"
 # Tang & DeRubeis (1999): three sessions before and three after the gain.
@@ -251,10 +252,13 @@ def sudden_gain_features(
         kinds.append(("loss", improving_is_drop))
     # the window statistics do not depend on the direction: compute them once for both kinds
     stats = _interval_stats(windows, cfg.critical_t)
+    # before the client's first score nothing could be detected: missing, not "no gain"
+    scored = first_valid_index(~np.isnan(symptom), client_start) >= 0
     for kind, as_loss in kinds:
         verdict = _verdicts_from_stats(stats, cutoff, cfg.pct, as_loss)
         known_rows = occ_rows[verdict]
-        out[f"sudden_{kind}_count"] = events_known_by_row(client_start, known_rows)
+        count = events_known_by_row(client_start, known_rows)
+        out[f"sudden_{kind}_count"] = np.where(scored, count, np.nan)
         if kind == "gain":
             out["sessions_since_sudden_gain"] = _occasions_since_gain(
                 client_start, occ_rows, verdict, n
@@ -293,7 +297,8 @@ def feature_specs(cfg: SuddenGainConfig) -> list[FeatureSpec]:
             "sudden_gain_count",
             FAMILY,
             f"Number of sudden gains known by this session. {criteria}; a gain counts from "
-            "session N+3 on, when its post-gain values are complete.",
+            "session N+3 on, when its post-gain values are complete. Missing before the first "
+            "symptom score.",
             "count",
             _REFERENCE,
         ),
@@ -312,7 +317,8 @@ def feature_specs(cfg: SuddenGainConfig) -> list[FeatureSpec]:
                 "sudden_loss_count",
                 FAMILY,
                 "Number of sudden losses (the mirror image of a sudden gain: a sudden worsening) "
-                "known by this session, counted from session N+3 on.",
+                "known by this session, counted from session N+3 on. Missing before the first "
+                "symptom score.",
                 "count",
                 _REFERENCE,
             )

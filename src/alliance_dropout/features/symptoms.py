@@ -70,9 +70,9 @@ def symptom_features(
     rc = scale.reliable_change
     rc_defined = has & (rc is not None)
     rc_value = np.inf if rc is None else rc
-    reliable_improvement = improvement >= rc_value
+    reliable_improvement = g.at_least(improvement, rc_value)
     out["symptom_reliable_improvement"] = _flag(reliable_improvement, rc_defined)
-    out["symptom_reliable_deterioration"] = _flag(-improvement >= rc_value, rc_defined)
+    out["symptom_reliable_deterioration"] = _flag(g.at_least(-improvement, rc_value), rc_defined)
 
     if scale.clinical_cutoff is None:
         nan = np.full(first.shape, np.nan)
@@ -110,10 +110,10 @@ def _early_response(
     if cfg.early_response_criterion is EarlyResponseCriterion.reliable_change:
         if scale.reliable_change is None:
             return np.full(session.shape, np.nan)
-        return _flag(improvement >= scale.reliable_change, known)
+        return _flag(g.at_least(improvement, scale.reliable_change), known)
     # room to improve: the baseline's distance from the scale's best end
     room = np.abs(first - (scale.min if scale.higher_is_worse else scale.max))
-    return _flag(improvement >= cfg.early_response_share * room, known & (room > 0))
+    return _flag(g.at_least(improvement, cfg.early_response_share * room), known & (room > 0))
 
 
 def alliance_symptom_features(
@@ -135,11 +135,13 @@ def symptom_specs(cfg: SymptomConfig) -> list[FeatureSpec]:
     """Dictionary entries of :func:`symptom_features`, in its column order."""
     if cfg.early_response_criterion is EarlyResponseCriterion.reliable_change:
         criterion = "at least the scale's reliable change"
+        no_room = ""
     else:
         criterion = (
             f"at least {cfg.early_response_share:.0%} of the first score's distance from the "
             "scale's best end (for PHQ-9: a reduction by that share)"
         )
+        no_room = ", or when the first score is already at the best end (no room to improve)"
     rc = "the scale's reliable change (PHQ-9: 6 points)"
     return [
         FeatureSpec("symptom_rated_sessions", SYMPTOMS, "Sessions so far with a symptom score.",
@@ -178,7 +180,8 @@ def symptom_specs(cfg: SymptomConfig) -> list[FeatureSpec]:
         FeatureSpec("symptom_early_response", SYMPTOMS,
                     "1 if the improvement from the first score to the latest score up to session "
                     f"{cfg.early_response_session} is {criterion}, else 0; missing before session "
-                    f"{cfg.early_response_session} and without 2 scores by then.", "0/1", _EARLY),
+                    f"{cfg.early_response_session}, without 2 scores by then{no_room}.",
+                    "0/1", _EARLY),
     ]  # fmt: skip
 
 

@@ -44,6 +44,39 @@ ONGOING = "ongoing"
 STATUS_VALUES = (COMPLETED, DROPOUT, ONGOING)
 OUTCOME_COLUMNS = (CLIENT_ID, STATUS)
 
+# --- scoring outputs: the ranked risk list (and the report built from it) -------------------
+AS_OF_SESSION = "as_of_session"
+AS_OF_DATE = "as_of_date"
+DROPOUT_RISK = "dropout_risk"
+RISK_TIER = "risk_tier"
+TOP_REASONS = "top_reasons"
+MODEL_ID = "model_id"
+RISK_TIERS = ("high", "medium", "low")
+
+FLAG_UNREPAIRED_RUPTURE = "flag_unrepaired_rupture"
+FLAG_LOW_ALLIANCE = "flag_low_alliance"
+FLAG_OFF_EXPECTED_COURSE = "flag_off_expected_course"
+FLAG_RECENT_MISSED = "flag_recent_missed"
+FLAG_COLUMNS = (
+    FLAG_UNREPAIRED_RUPTURE,
+    FLAG_LOW_ALLIANCE,
+    FLAG_OFF_EXPECTED_COURSE,
+    FLAG_RECENT_MISSED,
+)
+RISK_LIST_COLUMNS = (
+    CLIENT_ID,
+    THERAPIST_ID,
+    AS_OF_SESSION,
+    AS_OF_DATE,
+    DROPOUT_RISK,
+    RISK_TIER,
+    TOP_REASONS,
+    *FLAG_COLUMNS,
+    MODEL_ID,
+)
+# what the served model answers per client
+SERVED_COLUMNS = (CLIENT_ID, AS_OF_SESSION, DROPOUT_RISK)
+
 # Missing-value spellings the contract names; ``inf`` is deliberately *not* one of them.
 NA_VALUES = ("", "NA", "NaN", "nan", "null")
 

@@ -52,10 +52,11 @@ browser: ## Install headless Chromium for the report's browser test (Debian pack
 test-slow: install ## Run the slow tests only
 	$(PY) -m pytest -q -m slow
 
-lint: install ## ruff lint + format check + mypy
+lint: install ## ruff lint + format check + mypy + import-linter layer contracts
 	$(VENV)/bin/ruff check src pipelines tests benchmarks
 	$(VENV)/bin/ruff format --check src pipelines tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install ## Format the code with ruff
 	$(VENV)/bin/ruff check --fix src pipelines tests benchmarks

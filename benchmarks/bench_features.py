@@ -113,8 +113,8 @@ def _reference(path: str) -> int:
 
 def _ours(path: str, landmarks: bool) -> int:
     from alliance_dropout import contract
+    from alliance_dropout.config.features import FeaturesConfig
     from alliance_dropout.features.builder import build_features
-    from alliance_dropout.features.config import FeaturesConfig
     from alliance_dropout.io import read_table
 
     cfg = FeaturesConfig()
@@ -129,8 +129,8 @@ def _apply(path: str, n_clients: int) -> int:
     import pandas as pd
 
     from alliance_dropout import contract
+    from alliance_dropout.config.features import FeaturesConfig
     from alliance_dropout.features.builder import build_features
-    from alliance_dropout.features.config import FeaturesConfig
 
     cfg = FeaturesConfig()
     head = pq.read_table(path).slice(0, 25 * n_clients).to_pandas()

@@ -38,9 +38,10 @@ def _compose(name: str, overrides: list[str]):  # type: ignore[no-untyped-def]
 
 def prepare(root: Path, n_clients: int) -> dict[str, str]:
     """Train a model on a small set and write the caseload export to score."""
-    from alliance_dropout import io
-    from alliance_dropout.simulate import SimulateConfig, simulate
-    from alliance_dropout.workflow import run_from_config
+    from alliance_dropout import io, training
+    from alliance_dropout.config import to_object
+    from alliance_dropout.config.simulate import SimulateConfig
+    from alliance_dropout.simulate import simulate
 
     train = simulate(SimulateConfig(n_clients=1500, n_therapists=40, seed=1))
     paths = {
@@ -65,7 +66,7 @@ def prepare(root: Path, n_clients: int) -> dict[str, str]:
             f"output_dir={root / 'run'}",
         ],
     )
-    run_from_config(cfg)
+    training.run(to_object(cfg))
     # longer courses and no data cut-off give ~14 rows per client, the issue's 1.4M per 100k
     caseload = simulate(
         SimulateConfig(

@@ -2,25 +2,26 @@
 
     python pipelines/run.py                                   # built-in synthetic data
     python pipelines/run.py data.sessions=S data.outcomes=O data.clients=C tracking.uri=URI
-The model is registered as `alliance-dropout`; it becomes @champion only if it beats the
-reference rules and the current champion on the same held-out test set.
+The model is registered as `alliance-dropout`; it becomes @champion only if it passes the
+promotion gate (see the README's "How it works").
 """
 
 from __future__ import annotations
 
 import hydra
+from _console import print_training_summary
 from omegaconf import DictConfig
 
+from alliance_dropout import training
 from alliance_dropout.cli import run_entry
-from alliance_dropout.config import REPO_ROOT, register_configs
-from alliance_dropout.workflow import train_task
+from alliance_dropout.config import REPO_ROOT, register_configs, to_object
 
 register_configs()
 
 
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="run", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    return run_entry(lambda: train_task(cfg))
+    return run_entry(lambda: print_training_summary(training.run(to_object(cfg))))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ from omegaconf import DictConfig
 
 from alliance_dropout.cli import echo, run_entry
 from alliance_dropout.config import REPO_ROOT, register_configs, to_object
+from alliance_dropout.scoring import run_scoring
 
 register_configs()
 
 
 def score(cfg: DictConfig) -> None:
-    from alliance_dropout.scoring import run_scoring
-
     summary = run_scoring(to_object(cfg))
     echo("risk list: %s", summary.output)
     if summary.report:

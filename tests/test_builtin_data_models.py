@@ -8,39 +8,33 @@ set must lie within 0.8-1.2.
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from alliance_dropout import io
-from alliance_dropout.config import REPO_ROOT, register_configs
-from alliance_dropout.simulate import SimulateConfig, simulate
-from alliance_dropout.workflow import run_from_config
+from alliance_dropout import io, training
+from alliance_dropout.config import to_object
+from alliance_dropout.config.simulate import SimulateConfig
+from alliance_dropout.simulate import simulate
 
 pytestmark = pytest.mark.slow
 
 
-def test_lightgbm_beats_baseline_beats_rules_and_is_calibrated(tmp_path):
+def test_lightgbm_beats_baseline_beats_rules_and_is_calibrated(tmp_path, compose_cfg):
     data = simulate(SimulateConfig())
     paths = {
         t: io.write_table(getattr(data, t), tmp_path / f"{t}.csv")
         for t in ("sessions", "outcomes", "clients")
     }
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                f"data.sessions={paths['sessions']}",
-                f"data.outcomes={paths['outcomes']}",
-                f"data.clients={paths['clients']}",
-                f"paths.mlruns_dir={tmp_path / 'mlruns'}",
-                f"tracking.uri=sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-                f"output_dir={tmp_path / 'run'}",
-            ],
-        )
-    GlobalHydra.instance().clear()
-    m = run_from_config(cfg).metrics
+    cfg = compose_cfg(
+        "train",
+        [
+            f"data.sessions={paths['sessions']}",
+            f"data.outcomes={paths['outcomes']}",
+            f"data.clients={paths['clients']}",
+            f"paths.mlruns_dir={tmp_path / 'mlruns'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+            f"output_dir={tmp_path / 'run'}",
+        ],
+    )
+    m = training.run(to_object(cfg)).metrics
 
     assert m["test_model_minus_logreg_roc_auc_ci_low"] > 0
     for rule in ("rule_latest_alliance", "rule_pcoms_alert"):

@@ -20,27 +20,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from alliance_dropout import contract as c
-from alliance_dropout import io
-from alliance_dropout.config import REPO_ROOT, register_configs, to_object
-from alliance_dropout.scoring import OUTPUT_COLUMNS, run_scoring
-from alliance_dropout.simulate import SimulateConfig, simulate
-from alliance_dropout.workflow import run_from_config
-
-register_configs()
-
-
-def compose_cfg(name: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides)
-    GlobalHydra.instance().clear()
-    return cfg
+from alliance_dropout import io, training
+from alliance_dropout.config import REPO_ROOT, to_object
+from alliance_dropout.config.simulate import SimulateConfig
+from alliance_dropout.contract import RISK_LIST_COLUMNS
+from alliance_dropout.scoring import run_scoring
+from alliance_dropout.simulate import simulate
+from tests.conftest import compose_config as compose_cfg
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +58,7 @@ def workspace(tmp_path_factory):
         f"output_dir={root / 'run'}",
     ]
     cfg = compose_cfg("run", train_overrides)
-    summary = run_from_config(cfg)
+    summary = training.run(to_object(cfg))
     return {
         "root": root,
         "data": data,
@@ -180,7 +170,7 @@ def test_a_worse_model_is_registered_but_not_promoted(workspace):
             f"output_dir={workspace['root'] / 'run2'}",
         ],
     )
-    summary = run_from_config(cfg)
+    summary = training.run(to_object(cfg))
     assert summary.promotion is not None
     assert not summary.promotion.promoted
     assert "champion" in summary.promotion.reason or "rule" in summary.promotion.reason
@@ -194,7 +184,7 @@ def test_the_same_seed_gives_the_same_metrics_to_the_last_digit(workspace):
     cfg = compose_cfg(
         "train", [*workspace["train_overrides"], f"output_dir={workspace['root'] / 'again'}"]
     )
-    again = run_from_config(cfg).metrics
+    again = training.run(to_object(cfg)).metrics
     first = workspace["summary"].metrics
     keys = [k for k in first if k.startswith("test_") and "champion" not in k]
     assert len(keys) > 50
@@ -233,7 +223,7 @@ def caseload(workspace):
 def test_scoring_writes_a_ranked_explained_list(workspace, caseload):
     summary, out = caseload["summary"], caseload["out"]
     scored = pd.read_csv(out, dtype={c.CLIENT_ID: str, c.THERAPIST_ID: str})
-    assert list(scored.columns) == list(OUTPUT_COLUMNS)
+    assert list(scored.columns) == list(RISK_LIST_COLUMNS)
     outcomes = workspace["data"].outcomes
     ended = set(outcomes.loc[outcomes[c.STATUS] != c.ONGOING, c.CLIENT_ID])
     all_clients = set(caseload["sessions"][c.CLIENT_ID])
@@ -299,6 +289,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Kept in the fast suite on purpose: it is the one test that covers serving end to end (a real
+# `mlflow models serve` process on 127.0.0.1), and it costs about 10 s of the suite's time.
 def test_served_model_answers_the_same_risks_as_the_command_line(workspace, caseload):
     scored = pd.read_csv(caseload["out"], dtype={c.CLIENT_ID: str})
     sessions = caseload["sessions"]

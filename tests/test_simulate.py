@@ -9,14 +9,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 from alliance_dropout import config, io
 from alliance_dropout import contract as c
+from alliance_dropout.config.simulate import SimulateConfig
 from alliance_dropout.simulate import (
-    SimulateConfig,
     SyntheticData,
     format_headline_figures,
     headline_figures,
@@ -236,29 +234,20 @@ def test_config_range_checks(change: dict) -> None:
         dataclasses.replace(SimulateConfig(), **change)
 
 
-@pytest.fixture
-def hydra_conf():
-    config.register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config.REPO_ROOT / "conf"), version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
-
-
-def test_yaml_matches_the_schema_defaults(hydra_conf) -> None:
-    cfg = config.to_object(compose("simulate"))
+def test_yaml_matches_the_schema_defaults(compose_cfg) -> None:
+    cfg = config.to_object(compose_cfg("simulate"))
     assert cfg.simulate == SimulateConfig()
     assert cfg.output_dir.endswith("data/synthetic")
 
 
-def test_bad_overrides_fail_at_composition(hydra_conf) -> None:
+def test_bad_overrides_fail_at_composition(compose_cfg) -> None:
     with pytest.raises(ConfigCompositionException):
-        compose("simulate", overrides=["simulate.n_clients=abc"])
+        compose_cfg("simulate", ["simulate.n_clients=abc"])
     with pytest.raises(ConfigCompositionException):
-        compose("simulate", overrides=["simulate.typo=1"])
+        compose_cfg("simulate", ["simulate.typo=1"])
 
 
-def test_pipeline_writes_the_three_tables(hydra_conf, tmp_path, capsys) -> None:
+def test_pipeline_writes_the_three_tables(compose_cfg, tmp_path, capsys) -> None:
     spec = importlib.util.spec_from_file_location(
         "simulate_pipeline", config.REPO_ROOT / "pipelines" / "simulate.py"
     )
@@ -267,9 +256,8 @@ def test_pipeline_writes_the_three_tables(hydra_conf, tmp_path, capsys) -> None:
     sys.modules.pop("simulate_pipeline", None)
     spec.loader.exec_module(module)
     out_dir = tmp_path / "synthetic"
-    cfg = compose(
-        "simulate",
-        overrides=["simulate.n_clients=200", "simulate.n_therapists=10", f"output_dir={out_dir}"],
+    cfg = compose_cfg(
+        "simulate", ["simulate.n_clients=200", "simulate.n_therapists=10", f"output_dir={out_dir}"]
     )
     module.run(cfg)
     assert sorted(p.name for p in out_dir.iterdir()) == [

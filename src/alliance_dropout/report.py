@@ -44,7 +44,7 @@ from alliance_dropout.contract import (
     WAI_SR,
     Scale,
 )
-from alliance_dropout.scoring import OUTPUT_COLUMNS
+from alliance_dropout.contract import RISK_LIST_COLUMNS as OUTPUT_COLUMNS
 
 TIERS = ("high", "medium", "low")
 RUPTURE = "rupture"

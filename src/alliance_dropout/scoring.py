@@ -3,92 +3,28 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import MISSING
 from tqdm.auto import tqdm
 
 from alliance_dropout import contract as c
-from alliance_dropout.config import DataConfig, PathsConfig, TrackingConfig
+from alliance_dropout import io
+from alliance_dropout import tracking as trk
+from alliance_dropout.config import ScoreRunConfig
+from alliance_dropout.config.scoring import ScoringConfig, TierConfig, TierMode
 from alliance_dropout.features.builder import ID_COLUMNS
 from alliance_dropout.features.ruptures import rupture_rows
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.reasons import phrases, top_reasons
+from alliance_dropout.report import ReportMeta, render_caseload_report
+from alliance_dropout.validation import load_raw_tables, validate_tables
 
-
-class TierMode(Enum):
-    # high = the riskiest `high` share of the caseload, medium = up to the `medium` share
-    share = "share"
-    # high = risk >= `high`, medium = risk >= `medium`
-    probability = "probability"
-
-
-@dataclass
-class TierConfig:
-    mode: TierMode = TierMode.share
-    high: float = 0.10
-    medium: float = 0.30
-
-    def __post_init__(self) -> None:
-        if not 0 < self.high <= self.medium <= 1:
-            raise ValueError("scoring.tiers needs 0 < high <= medium <= 1")
-
-    def describe(self) -> str:
-        if self.mode is TierMode.share:
-            return (
-                f"high = the riskiest {self.high:.0%} of clients scored, medium = the next "
-                f"{self.medium - self.high:.0%}, low = the rest"
-            )
-        return f"high = risk ≥ {self.high:.0%}, medium = risk ≥ {self.medium:.0%}, low = below"
-
-
-@dataclass
-class ScoringConfig:
-    tiers: TierConfig = field(default_factory=TierConfig)
-    n_reasons: int = 3
-    # clients per chunk: bounds memory and drives the progress bar on long inputs
-    chunk_clients: int = 25_000
-    report: bool = True
-    report_max_charts: int = 2000
-    # flag 'symptoms off the expected course' when this many points worse than expected
-    off_course_points: float = 3.0
-
-
-@dataclass
-class ScoreRunConfig:
-    """Primary config of ``pipelines/score.py``."""
-
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    model_uri: str = "models:/${tracking.registered_model_name}@champion"
-    output: str = MISSING
-
-
-FLAG_COLUMNS = (
-    "flag_unrepaired_rupture",
-    "flag_low_alliance",
-    "flag_off_expected_course",
-    "flag_recent_missed",
-)
-OUTPUT_COLUMNS = (
-    c.CLIENT_ID,
-    c.THERAPIST_ID,
-    "as_of_session",
-    "as_of_date",
-    "dropout_risk",
-    "risk_tier",
-    "top_reasons",
-    *FLAG_COLUMNS,
-    "model_id",
-)
+OUTPUT_COLUMNS = c.RISK_LIST_COLUMNS
 
 
 @dataclass
@@ -128,10 +64,10 @@ def _flags(X: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig) -> pd.D
     low_cutoff = model.features.alliance.low_cutoff
     return pd.DataFrame(
         {
-            "flag_unrepaired_rupture": col("rupture_open").fillna(0) > 0,
-            "flag_low_alliance": col("alliance_client_latest") < low_cutoff,
-            "flag_off_expected_course": col("symptom_latest_vs_expected") >= cfg.off_course_points,
-            "flag_recent_missed": col("attendance_recent_missed_share").fillna(0) > 0,
+            c.FLAG_UNREPAIRED_RUPTURE: col("rupture_open").fillna(0) > 0,
+            c.FLAG_LOW_ALLIANCE: col("alliance_client_latest") < low_cutoff,
+            c.FLAG_OFF_EXPECTED_COURSE: col("symptom_latest_vs_expected") >= cfg.off_course_points,
+            c.FLAG_RECENT_MISSED: col("attendance_recent_missed_share").fillna(0) > 0,
         },
         index=X.index,
     )
@@ -143,8 +79,7 @@ def score_chunk(
     """Risk, reasons and flags for the clients of one chunk of validated session rows."""
     X = model.landmark_frame(sessions, None)
     risk = model.predict_proba(X)
-    fitted = model.classifier.calibrated_classifiers_[0].estimator
-    values = fitted[:-1].transform(X)  # features incl. learned context, as the model sees them
+    values = model.transform_features(X)  # incl. learned context, as the model sees them
     contrib = model.contributions(X)
     definitions = {s.name: s.definition for s in model.feature_specs()}
     phrase_for = phrases(
@@ -254,11 +189,6 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     Every file is written to a temporary name and moved into place only once all of them are
     complete, so a failed run leaves no partial output.
     """
-    from alliance_dropout import io
-    from alliance_dropout import tracking as trk
-    from alliance_dropout.report import render_caseload_report
-    from alliance_dropout.validation import load_raw_tables, validate_tables
-
     started = time.perf_counter()
     output = Path(cfg.output)
     io.table_format(output)  # fail on a bad suffix before any work
@@ -308,10 +238,8 @@ def report_meta(
     validation_report: dict[str, Any],
     caseload: ScoredCaseload,
     tier_counts: dict[str, int],
-) -> Any:
+) -> ReportMeta:
     """The report header: model, its test-set performance, data range, validation summary."""
-    from alliance_dropout.report import ReportMeta
-
     dates = caseload.histories[c.SESSION_DATE]
     sessions = validation_report["tables"]["sessions"]
     summary = {

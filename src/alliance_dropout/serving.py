@@ -18,8 +18,9 @@ from mlflow.types import ColSpec, Schema
 from alliance_dropout import contract as c
 from alliance_dropout.config import DataConfig, ScaleConfig
 from alliance_dropout.modeling.models import DropoutRiskModel
+from alliance_dropout.validation import RawTables, validate_tables
 
-OUTPUT_COLUMNS = (c.CLIENT_ID, "as_of_session", "dropout_risk")
+OUTPUT_COLUMNS = c.SERVED_COLUMNS
 
 
 def score_sessions(model: DropoutRiskModel, sessions: pd.DataFrame) -> pd.DataFrame:
@@ -28,8 +29,6 @@ def score_sessions(model: DropoutRiskModel, sessions: pd.DataFrame) -> pd.DataFr
     Clients with rows that fail validation get no risk (they are left out, as in scoring);
     contract-conformant input passes unchanged.
     """
-    from alliance_dropout.validation import RawTables, validate_tables
-
     data_cfg = DataConfig(
         sessions="<request>",
         symptom=ScaleConfig(**_scale_fields(model.symptom)),

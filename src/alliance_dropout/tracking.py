@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from mlflow.data.pandas_dataset import from_pandas
 
 from alliance_dropout.config import REPO_ROOT
 
-CHAMPION = "champion"
 PINNED_PACKAGES = (
     "scikit-learn",
     "lightgbm",
@@ -125,9 +123,45 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _param_text(value: Any) -> str:
+    # floats with the digits that matter (not 16 decimals); MLflow caps a value at 6000 chars,
+    # and long lists are in the logged config file anyway
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text[:500]
+
+
 def log_params(params: dict[str, Any]) -> None:
-    # MLflow caps a param value at 6000 chars; long lists are in the config file anyway
-    mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+    mlflow.log_params({k: _param_text(v) for k, v in flatten(params).items()})
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    mlflow.log_metrics(metrics)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_dict(obj: dict[str, Any], artifact_file: str) -> None:
+    mlflow.log_dict(obj, artifact_file)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+@contextlib.contextmanager
+def run(name: str | None) -> Iterator[str]:
+    """One MLflow run; yields its id."""
+    with mlflow.start_run(run_name=name) as active:
+        yield active.info.run_id
+
+
+@contextlib.contextmanager
+def child_run(name: str) -> Iterator[str]:
+    """A run nested under the active one (a tuning trial, a sweep job)."""
+    with mlflow.start_run(run_name=name, nested=True) as active:
+        yield active.info.run_id
 
 
 @contextlib.contextmanager
@@ -181,72 +215,6 @@ def log_model(risk_model: Any, name: str, input_example: pd.DataFrame, signature
                 input_example=input_example,
                 pip_requirements=python_requirements(),
             )
-
-
-@dataclass
-class PromotionDecision:
-    promoted: bool
-    reason: str
-    version: str | None = None
-    previous_champion: str | None = None
-
-
-def register_and_promote(
-    model_uri: str,
-    registered_name: str,
-    run_id: str,
-    new_auc: float,
-    best_rule_auc: float,
-    champion_auc: float | None,
-    champion_version: str | None,
-    margin: float,
-) -> PromotionDecision:
-    """Register the run's model; move the champion alias only if it beats rules and champion."""
-    client = MlflowClient()
-    version = str(mlflow.register_model(model_uri, registered_name).version)
-    client.set_model_version_tag(registered_name, version, "run_id", run_id)
-    if new_auc < best_rule_auc + margin:
-        decision = PromotionDecision(
-            False,
-            f"test AUC {new_auc:.4f} does not beat the best reference rule "
-            f"({best_rule_auc:.4f}) by the margin {margin}",
-            version,
-            champion_version,
-        )
-    elif champion_auc is not None and new_auc < champion_auc + margin:
-        decision = PromotionDecision(
-            False,
-            f"test AUC {new_auc:.4f} does not beat champion v{champion_version} "
-            f"({champion_auc:.4f} on the same test set) by the margin {margin}",
-            version,
-            champion_version,
-        )
-    else:
-        against = (
-            "no champion yet"
-            if champion_auc is None
-            else f"champion v{champion_version} had {champion_auc:.4f} on the same test set"
-        )
-        decision = PromotionDecision(
-            True,
-            f"test AUC {new_auc:.4f} beats the best reference rule ({best_rule_auc:.4f}); "
-            f"{against}; margin {margin}",
-            version,
-            champion_version,
-        )
-        client.set_registered_model_alias(registered_name, CHAMPION, version)
-    client.set_model_version_tag(registered_name, version, "promotion", decision.reason)
-    return decision
-
-
-def current_champion(registered_name: str) -> tuple[str, str] | None:
-    """(version, model uri) of the champion, or None if there is none yet."""
-    client = MlflowClient()
-    try:
-        mv = client.get_model_version_by_alias(registered_name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        return None
-    return str(mv.version), f"models:/{registered_name}@{CHAMPION}"
 
 
 def load_risk_model(model_uri: str) -> Any:

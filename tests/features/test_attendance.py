@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from alliance_dropout import contract as c
+from alliance_dropout.config.features import FeaturesConfig
 from alliance_dropout.features.builder import build_features
-from alliance_dropout.features.config import FeaturesConfig
 from tests.features.histories import A, C, N, history
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from alliance_dropout import contract as c
-from alliance_dropout.config import REPO_ROOT
+from alliance_dropout.config.features import EarlyResponseCriterion, FeaturesConfig
 from alliance_dropout.features.builder import ID_COLUMNS, build_features, feature_columns
-from alliance_dropout.features.config import EarlyResponseCriterion, FeaturesConfig
 from tests.features.histories import A, C, history, random_sessions
 
 
@@ -92,14 +86,8 @@ def test_config_range_checks(bad: dict) -> None:
         FeaturesConfig(**bad)
 
 
-def test_yaml_composes_onto_the_schema() -> None:
-    ConfigStore.instance().store(group="features", name="features_schema", node=FeaturesConfig)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(Path(REPO_ROOT) / "conf"), version_base="1.3"):
-            cfg = compose(overrides=["+features=default", "features.symptoms.recent_window=4"])
-    finally:
-        GlobalHydra.instance().clear()
+def test_yaml_composes_onto_the_schema(compose_cfg) -> None:
+    cfg = compose_cfg("train", ["features.symptoms.recent_window=4"])
     features_cfg = OmegaConf.to_object(cfg.features)
     assert isinstance(features_cfg, FeaturesConfig)
     assert features_cfg.landmarks == list(range(1, 13))

@@ -6,13 +6,10 @@ from pathlib import Path
 
 from alliance_dropout import contract as c
 from alliance_dropout.config import REPO_ROOT
+from alliance_dropout.config.features import FeaturesConfig
 from alliance_dropout.features.builder import ID_COLUMNS, build_features
-from alliance_dropout.features.config import FeaturesConfig
-from alliance_dropout.features.dictionary import (
-    documented_features,
-    feature_dictionary,
-    render_markdown,
-)
+from alliance_dropout.features.dictionary import feature_dictionary
+from alliance_dropout.modeling.feature_docs import documented_features, render_markdown
 from tests.features.histories import random_sessions
 
 
@@ -47,5 +44,5 @@ def test_docs_features_md_is_regenerated() -> None:
     path = Path(REPO_ROOT) / "docs" / "features.md"
     expected = render_markdown(documented_features(FeaturesConfig()))
     assert path.read_text(encoding="utf-8") == expected, (
-        "docs/features.md is stale: run python -m alliance_dropout.features.dictionary"
+        "docs/features.md is stale: run python -m alliance_dropout.modeling.feature_docs"
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from alliance_dropout.config.features import RuptureConfig, RuptureReference
 from alliance_dropout.features.ruptures import (
-    RuptureConfig,
-    RuptureReference,
     feature_specs,
     rupture_features,
     rupture_rows,

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alliance_dropout.config.features import SuddenGainConfig
 from alliance_dropout.contract import PHQ9, WAI_SR, Scale
 from alliance_dropout.features.sudden_gains import (
-    SuddenGainConfig,
     evaluable_intervals,
     feature_specs,
     identify_sudden_gains,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from alliance_dropout import contract as c
+from alliance_dropout.config.features import EarlyResponseCriterion, FeaturesConfig
 from alliance_dropout.features.builder import build_features
-from alliance_dropout.features.config import EarlyResponseCriterion, FeaturesConfig
 from tests.features.histories import A, C, history
 
 NAN = np.nan

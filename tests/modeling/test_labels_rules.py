@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from alliance_dropout import contract as c
-from alliance_dropout.modeling.config import LabelConfig, LabelDefinition, ReferenceRulesConfig
+from alliance_dropout.config.modeling import LabelConfig, LabelDefinition, ReferenceRulesConfig
 from alliance_dropout.modeling.labels import episode_labels
 from alliance_dropout.modeling.reference_rules import (
     LATEST_ALLIANCE,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from alliance_dropout.config.features import AllianceConfig, DualPerspectiveConfig
 from alliance_dropout.features import grouped as g
-from alliance_dropout.features.config import AllianceConfig, DualPerspectiveConfig
-from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.features.spec import FeatureSpec
 
 ALLIANCE = "alliance"
 DUAL = "dual_perspective"

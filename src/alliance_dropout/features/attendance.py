@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from alliance_dropout.config.features import AttendanceConfig
 from alliance_dropout.features import grouped as g
-from alliance_dropout.features.config import AttendanceConfig
-from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.features.spec import FeatureSpec
 
 ATTENDANCE = "attendance"
 _DROPOUT = "Swift & Greenberg 2012, J Consult Clin Psychol 80:547-559 (dropout)"

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from alliance_dropout import contract as c
+from alliance_dropout.config.features import FeaturesConfig
 from alliance_dropout.contract import Scale
 from alliance_dropout.features import alliance as alliance_family
 from alliance_dropout.features import attendance, ruptures, sudden_gains, symptoms
 from alliance_dropout.features import grouped as g
-from alliance_dropout.features.config import FeaturesConfig
 from alliance_dropout.features.dictionary import feature_dictionary
 
 FEATURE_DTYPE = np.float32
@@ -28,6 +29,22 @@ _SECONDS_PER_DAY = 86_400.0
 # a chunk (a few MB each) then stay in cache and reuse freed memory instead of faulting in new
 # pages. Measured on 2.8M rows: 2M-row chunks 3.3 s, 250k-row chunks 2.65 s, 50k 2.85 s.
 CHUNK_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What building features needs besides the rows: the families' config and the two scales.
+
+    They travel together from the config to the builder, the fitted model and the reasons.
+    """
+
+    features: FeaturesConfig
+    symptom: Scale
+    alliance: Scale
+
+    def build(self, sessions: pd.DataFrame, landmarks: Sequence[int] | None = None) -> pd.DataFrame:
+        """:func:`build_features` under these settings."""
+        return build_features(sessions, self.features, self.symptom, self.alliance, landmarks)
 
 
 def feature_columns(cfg: FeaturesConfig) -> list[str]:

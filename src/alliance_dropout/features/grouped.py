@@ -348,3 +348,16 @@ class SessionArrays:
             },
             client_start=self.client_start[first_row:end_row] - first_row,
         )
+
+
+def events_known_by_row(client_start: np.ndarray, event_rows: np.ndarray) -> np.ndarray:
+    """Per row i: number of events of i's client known at a row <= i (float, 0 when none).
+
+    ``event_rows`` holds the row at which each event became known, one entry per event.
+    """
+    # events per row, cumulated: an exact integer count, linear in rows (a searchsorted of every
+    # row into the event rows was the slowest step of the rupture and sudden-gain families)
+    n = client_start.shape[0]
+    known = np.zeros(n + 1, dtype=np.int64)  # known[i + 1]: events at rows <= i, all clients
+    np.cumsum(np.bincount(np.asarray(event_rows, dtype=np.int64), minlength=n), out=known[1:])
+    return (known[1:] - known[client_start]).astype(np.float64)

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LinearRegression
 from sklearn.utils.validation import check_is_fitted
 
-from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.features.spec import FeatureSpec
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("symptom_latest", "symptom_first"),
@@ -261,8 +261,9 @@ class TherapistContext(_FrameTransformer):
             X,
             [self.therapist_column, self.client_column, self.session_column, self.alliance_column],
         )
+        # aggregates only: the fitted transformer travels inside the registered model, so it
+        # keeps per-therapist counts and sums, never a client's row, id or outcome
         clients = self._clients(X, y)
-        self.client_outcomes_ = clients
         self.n_clients_ = len(clients)
         self.totals_ = _therapist_totals(clients)
         return self
@@ -302,7 +303,7 @@ class TherapistContext(_FrameTransformer):
         if y is None:
             raise ValueError("TherapistContext needs y (the dropout label) to fit")
         self.fit(X, y)
-        clients = self.client_outcomes_
+        clients = self._clients(X, y)  # a local table, never kept on the fitted object
         rng = np.random.default_rng(self.random_state)
         fold_of_client = pd.Series(rng.permutation(len(clients)) % self.cv, index=clients.index)
         row_fold = fold_of_client.reindex(X[self.client_column].to_numpy()).to_numpy()

@@ -26,21 +26,19 @@ unrepaired ruptures predict worse outcome, which is why repaired and unrepaired 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
 import numpy as np
 import pandas as pd
 
-from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.config.features import RuptureConfig, RuptureReference
 from alliance_dropout.features.grouped import (
     AT_LEAST_SLACK,
     at_least,
+    events_known_by_row,
     first_valid_index,
     first_value,
     grouped_cumsum,
 )
-from alliance_dropout.features.sudden_gains import events_known_by_row
+from alliance_dropout.features.spec import FeatureSpec
 
 FAMILY = "ruptures"
 _REFERENCE = (
@@ -48,41 +46,6 @@ _REFERENCE = (
     "74:337-345; Gumz et al. 2012, BMC Med Res Methodol 12:10; Eubanks, Muran & Safran 2018, "
     "Psychotherapy 55:508-519"
 )
-
-
-class RuptureReference(Enum):
-    """Level a session's rating is compared with."""
-
-    previous = "previous"
-    running_mean = "running_mean"
-
-
-@dataclass
-class RuptureConfig:
-    """Rupture/repair definition on the client-rated alliance (WAI-SR item mean, 1-5)."""
-
-    # Stiles et al. (2004) compared each session with the previous one.
-    reference: RuptureReference = RuptureReference.previous
-    # Stiles et al. (2004) required a drop of 2 SD; Strauss et al. (2006) a less strict one.
-    threshold_sd: float = 2.0
-    # Fixed floor on the 1-5 item-mean scale so that tiny wobbles of a very stable client are not
-    # ruptures (Gumz et al. 2012: take the stricter of a within-client and a fixed criterion).
-    # Half a scale point is our choice: about one item-response step on half the WAI-SR items.
-    min_drop_points: float = 0.5
-    # Earlier ratings needed before the within-client SD is trusted (SD of 3 values at least).
-    min_sessions_for_sd: int = 3
-    # Attended sessions after a rupture within which a return to the pre-rupture level counts as
-    # a repair; rupture-repair sequences are typically V-shaped over a few sessions (Stiles et
-    # al. 2004; Gumz et al. 2012). Our choice of 3.
-    repair_window: int = 3
-
-    def __post_init__(self) -> None:
-        if self.threshold_sd < 0 or self.min_drop_points <= 0:
-            raise ValueError("ruptures: threshold_sd must be >= 0 and min_drop_points > 0")
-        if self.min_sessions_for_sd < 2:
-            raise ValueError("ruptures.min_sessions_for_sd must be at least 2 (an SD needs 2)")
-        if self.repair_window < 1:
-            raise ValueError("ruptures.repair_window must be at least 1 attended session")
 
 
 def _client_index(client_start: np.ndarray) -> np.ndarray:

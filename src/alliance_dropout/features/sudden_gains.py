@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from alliance_dropout.config.features import SuddenGainConfig
 from alliance_dropout.contract import Scale
-from alliance_dropout.features.dictionary import FeatureSpec
-from alliance_dropout.features.grouped import first_valid_index
+from alliance_dropout.features.grouped import events_known_by_row, first_valid_index
+from alliance_dropout.features.spec import FeatureSpec
 
 FAMILY = "sudden_gains"
 # Tang & DeRubeis (1999): three sessions before and three after the gain.
@@ -38,32 +39,6 @@ _REFERENCE = (
     "Tang & DeRubeis 1999, J Consult Clin Psychol 67:894-904; Lutz et al. 2013, Psychother Res "
     "23:14-24; R package suddengains 0.7 (Wiedemann et al. 2020, PLOS ONE 15:e0230276)"
 )
-
-
-@dataclass
-class SuddenGainConfig:
-    """Sudden gain/loss criteria. ``cutoff`` None means the symptom scale's reliable change."""
-
-    cutoff: float | None = None
-    pct: float = 0.25
-    # Two-tailed t (alpha .05) for df = 4, 3, 2: 0, 1 or 2 of the six values missing
-    # (Tang & DeRubeis 1999; Lutz et al. 2013; suddengains' default).
-    critical_t_complete: float = 2.776
-    critical_t_one_missing: float = 3.182
-    critical_t_two_missing: float = 4.303
-    detect_losses: bool = True
-
-    def __post_init__(self) -> None:
-        if self.cutoff is not None and self.cutoff <= 0:
-            raise ValueError("sudden_gains.cutoff must be positive (or null for the scale's RCI)")
-        if not 0.0 <= self.pct < 1.0:
-            raise ValueError("sudden_gains.pct must be within [0, 1)")
-        if min(self.critical_t) <= 0:
-            raise ValueError("sudden_gains critical t values must be positive")
-
-    @property
-    def critical_t(self) -> tuple[float, float, float]:
-        return (self.critical_t_complete, self.critical_t_one_missing, self.critical_t_two_missing)
 
 
 def reliable_change_cutoff(sd: float, reliability: float) -> float:
@@ -190,19 +165,6 @@ def _occasions(symptom: np.ndarray, attended: np.ndarray | None) -> np.ndarray:
     """Row indices of the occasions: attended rows, or rows with a score without attendance."""
     mask = ~np.isnan(symptom) if attended is None else np.asarray(attended, dtype=bool)
     return np.flatnonzero(mask)
-
-
-def events_known_by_row(client_start: np.ndarray, event_rows: np.ndarray) -> np.ndarray:
-    """Per row i: number of events of i's client known at a row <= i (float, 0 when none).
-
-    ``event_rows`` holds the row at which each event became known, one entry per event.
-    """
-    # events per row, cumulated: an exact integer count, linear in rows (a searchsorted of every
-    # row into the event rows was the slowest step of the rupture and sudden-gain families)
-    n = client_start.shape[0]
-    known = np.zeros(n + 1, dtype=np.int64)  # known[i + 1]: events at rows <= i, all clients
-    np.cumsum(np.bincount(np.asarray(event_rows, dtype=np.int64), minlength=n), out=known[1:])
-    return (known[1:] - known[client_start]).astype(np.float64)
 
 
 def sudden_gain_features(

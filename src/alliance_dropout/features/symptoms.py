@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from alliance_dropout.contract import Scale
-from alliance_dropout.features import grouped as g
-from alliance_dropout.features.config import (
+from alliance_dropout.config.features import (
     AllianceSymptomConfig,
     EarlyResponseCriterion,
     SymptomConfig,
 )
-from alliance_dropout.features.dictionary import FeatureSpec
+from alliance_dropout.contract import Scale
+from alliance_dropout.features import grouped as g
+from alliance_dropout.features.spec import FeatureSpec
 
 SYMPTOMS = "symptoms"
 ALLIANCE_SYMPTOM = "alliance_symptom"

@@ -13,8 +13,8 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 
 from alliance_dropout import contract as c
+from alliance_dropout.config.modeling import EvaluationConfig
 from alliance_dropout.modeling import metrics as m
-from alliance_dropout.modeling.config import EvaluationConfig
 from alliance_dropout.modeling.reference_rules import PCOMS_ALERT
 
 # per landmark: ROC AUC with its bootstrap CI, these as point estimates (where they apply)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from alliance_dropout import contract as c
-from alliance_dropout.modeling.config import LabelConfig, LabelDefinition
+from alliance_dropout.config.modeling import LabelConfig, LabelDefinition
 
 
 def episode_labels(outcomes: pd.DataFrame, sessions: pd.DataFrame, cfg: LabelConfig) -> pd.Series:

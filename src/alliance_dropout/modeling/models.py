@@ -23,33 +23,22 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from alliance_dropout.config.features import FeaturesConfig
+from alliance_dropout.config.modeling import ModelConfig, ModelKind
 from alliance_dropout.contract import Scale
-from alliance_dropout.features.builder import ID_COLUMNS, build_features
-from alliance_dropout.features.config import FeaturesConfig
-from alliance_dropout.features.dictionary import FeatureSpec, feature_dictionary
+from alliance_dropout.features.builder import ID_COLUMNS, FeatureSettings
+from alliance_dropout.features.dictionary import feature_dictionary
 from alliance_dropout.features.learned import ExpectedCourseDeviation, TherapistContext
-from alliance_dropout.modeling.config import ModelConfig, ModelKind
-
-# Landmark data stacks up to a dozen near-identical rows per client with one label, so small
-# leaves memorise clients: a leaf must span dozens of clients (min_child_samples), and early
-# stopping on grouped folds picks the number of rounds below the upper bound.
-LIGHTGBM_DEFAULTS: dict[str, Any] = {
-    "n_estimators": 1000,
-    "learning_rate": 0.03,
-    "num_leaves": 7,
-    "min_child_samples": 300,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.7,
-    "reg_lambda": 5.0,
-}
-LOGREG_DEFAULTS: dict[str, Any] = {"C": 0.1, "max_iter": 2000}
+from alliance_dropout.features.spec import FeatureSpec
 
 
 def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
-    """The final estimator of the pipeline, from config (params override the defaults)."""
+    """The final estimator of the pipeline, from config.
+
+    ``cfg.params`` go to the estimator as they are: their defaults live in ``conf/model/`` only.
+    """
     if cfg.kind is ModelKind.lightgbm:
-        params = {**LIGHTGBM_DEFAULTS, **cfg.params}
+        params = dict(cfg.params)
         # determinism: fixed threads and row-wise histogram building (library-notes, LightGBM)
         return LGBMClassifier(
             **params,
@@ -60,7 +49,7 @@ def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
             n_jobs=2,
             verbose=-1,
         )
-    params = {**LOGREG_DEFAULTS, **cfg.params}
+    params = dict(cfg.params)
     return Pipeline(
         [
             (
@@ -73,6 +62,14 @@ def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
     )
 
 
+def learned_steps(seed: int) -> list[tuple[str, Any]]:
+    """The transformers that learn features from training data (before the estimator)."""
+    return [
+        ("expected_course", ExpectedCourseDeviation(step_column="attendance_attended")),
+        ("therapist_context", TherapistContext(random_state=seed)),
+    ]
+
+
 def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
     """Landmark feature frame -> learned context features -> estimator."""
     drop_ids = ColumnTransformer(
@@ -82,8 +79,7 @@ def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
     )
     pipe = Pipeline(
         [
-            ("expected_course", ExpectedCourseDeviation(step_column="attendance_attended")),
-            ("therapist_context", TherapistContext()),
+            *learned_steps(seed),
             ("drop_ids", drop_ids),
             ("model", make_estimator(cfg, seed)),
         ]
@@ -94,10 +90,6 @@ def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
 def learned_feature_specs(pipe: Pipeline) -> list[FeatureSpec]:
     """Dictionary entries of the columns the pipeline's learned transformers add."""
     return pipe["expected_course"].feature_specs() + pipe["therapist_context"].feature_specs()
-
-
-def fold_pipelines(calibrated: CalibratedClassifierCV) -> list[Pipeline]:
-    return [cc.estimator for cc in calibrated.calibrated_classifiers_]
 
 
 def contributions(pipe: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
@@ -129,20 +121,30 @@ class DropoutRiskModel:
     """A fitted, calibrated model with the feature settings it was trained with.
 
     ``predict_latest`` maps validated session rows to one calibrated risk per client as of its
-    latest row; ``predict_landmarks`` scores every configured landmark (for evaluation).
+    latest row; ``predict_proba`` scores a landmark feature frame.
     """
 
-    features: FeaturesConfig
-    symptom: Scale
-    alliance: Scale
+    settings: FeatureSettings
     classifier: CalibratedClassifierCV
     model_kind: str
     feature_names: list[str] = field(default_factory=list)
 
+    @property
+    def features(self) -> FeaturesConfig:
+        return self.settings.features
+
+    @property
+    def symptom(self) -> Scale:
+        return self.settings.symptom
+
+    @property
+    def alliance(self) -> Scale:
+        return self.settings.alliance
+
     def landmark_frame(
         self, sessions: pd.DataFrame, landmarks: list[int] | None = None
     ) -> pd.DataFrame:
-        return build_features(sessions, self.features, self.symptom, self.alliance, landmarks)
+        return self.settings.build(sessions, landmarks)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.classifier.predict_proba(X)[:, 1], dtype=float)
@@ -153,13 +155,19 @@ class DropoutRiskModel:
         out["dropout_risk"] = self.predict_proba(X)
         return out
 
+    def _pipelines(self) -> list[Pipeline]:
+        return [cc.estimator for cc in self.classifier.calibrated_classifiers_]
+
+    def transform_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The features as the estimator sees them: the landmark frame plus the learned context
+        features (from the pipeline fitted on all training data), without the ID columns."""
+        return self._pipelines()[0][:-1].transform(X)
+
     def feature_specs(self) -> list[FeatureSpec]:
         """Dictionary of every feature the model sees, learned ones with its own settings."""
-        return feature_dictionary(self.features) + learned_feature_specs(
-            fold_pipelines(self.classifier)[0]
-        )
+        return feature_dictionary(self.features) + learned_feature_specs(self._pipelines()[0])
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Log-odds contribution per feature (mean over the fitted pipelines, if several)."""
-        parts = [contributions(p, X) for p in fold_pipelines(self.classifier)]
+        parts = [contributions(p, X) for p in self._pipelines()]
         return sum(parts[1:], parts[0]) / len(parts)

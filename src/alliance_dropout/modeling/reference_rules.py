@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from alliance_dropout import contract as c
+from alliance_dropout.config.modeling import ReferenceRulesConfig
 from alliance_dropout.contract import Scale
-from alliance_dropout.modeling.config import ReferenceRulesConfig
 
 LATEST_ALLIANCE = "rule_latest_alliance"
 PCOMS_ALERT = "rule_pcoms_alert"

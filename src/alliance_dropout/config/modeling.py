@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from omegaconf import MISSING
+
 
 class ModelKind(Enum):
     logreg = "logreg"
@@ -32,14 +34,30 @@ class CalibrationMethod(Enum):
 
 @dataclass
 class ModelConfig:
-    """One estimator and its hyperparameters (``params`` go to the estimator unchanged)."""
+    """One estimator and its hyperparameters, as ``conf/model/<kind>.yaml`` sets them.
 
-    kind: ModelKind = ModelKind.lightgbm
+    The YAML files are the one source of every value: this schema gives types, no defaults,
+    so a model built without its config file fails at once instead of running on other values.
+    ``params`` go to the estimator unchanged.
+    """
+
+    kind: ModelKind = MISSING
     # 'balanced' re-weights classes inside the estimator; probabilities are calibrated after
-    class_weight: str | None = "balanced"
+    class_weight: str | None = MISSING
+    # LightGBM only: pick n_estimators by early stopping on grouped CV folds (0: off)
+    early_stopping_rounds: int = MISSING
     params: dict[str, Any] = field(default_factory=dict)
-    # LightGBM only: pick n_estimators by early stopping on grouped CV folds of the training set
-    early_stopping_rounds: int = 30
+
+    def __post_init__(self) -> None:
+        unset = [
+            n
+            for n in ("kind", "class_weight", "early_stopping_rounds")
+            if getattr(self, n) == MISSING
+        ]
+        if unset:
+            raise ValueError(f"model config without {unset}: compose it from conf/model/")
+        if self.early_stopping_rounds < 0:
+            raise ValueError("model.early_stopping_rounds must be >= 0")
 
 
 @dataclass

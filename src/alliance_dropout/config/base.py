@@ -1,8 +1,5 @@
-"""Typed configuration schemas shared by every stage, registered in Hydra's ConfigStore.
+"""Schemas every stage shares: paths, the data source and its scales, tracking; ``to_object``.
 
-The YAML files under ``conf/`` extend these schemas, so a misspelled key or a wrongly typed
-override fails at once with Hydra's own message. Stage-specific schemas (simulation, features,
-model) live beside their stage and are composed into the primary configs here.
 Range checks live in ``__post_init__`` and run when a stage turns its node into an object
 (``OmegaConf.to_object``), which every entry point does before any work.
 """
@@ -18,9 +15,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from alliance_dropout import contract
 from alliance_dropout.errors import ConfigError
-from alliance_dropout.simulate import SimulateConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _register_resolvers() -> None:
@@ -125,52 +121,6 @@ class TrackingConfig:
     # the new model must beat the champion (and the reference rules) by this much test AUC
     promotion_margin: float = 0.0
     promote: bool = True
-
-
-@dataclass
-class ValidateRunConfig:
-    """Primary config of ``pipelines/validate.py``."""
-
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    output_dir: str = MISSING
-
-
-@dataclass
-class SimulateRunConfig:
-    """Primary config of ``pipelines/simulate.py``."""
-
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    simulate: SimulateConfig = field(default_factory=SimulateConfig)
-    output_dir: str = "${paths.synthetic_dir}"
-
-
-def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent).
-
-    The training and scoring schemas live beside their stages, which import this module, so
-    they are imported here, at registration time.
-    """
-    from hydra.core.config_store import ConfigStore
-
-    from alliance_dropout.features.config import FeaturesConfig
-    from alliance_dropout.modeling.config import ModelConfig, TuneConfig
-    from alliance_dropout.scoring import ScoreRunConfig, ScoringConfig
-    from alliance_dropout.workflow import TrainRunConfig
-
-    cs = ConfigStore.instance()
-    cs.store(name="validate_schema", node=ValidateRunConfig)
-    cs.store(name="simulate_schema", node=SimulateRunConfig)
-    cs.store(name="train_schema", node=TrainRunConfig)
-    cs.store(name="score_schema", node=ScoreRunConfig)
-    cs.store(group="data", name="data_schema", node=DataConfig)
-    cs.store(group="symptom", name="scale_schema", node=ScaleConfig, package="data.symptom")
-    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
-    cs.store(group="simulate", name="simulate_schema", node=SimulateConfig)
-    cs.store(group="features", name="features_schema", node=FeaturesConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="tune", name="tune_schema", node=TuneConfig)
-    cs.store(group="scoring", name="scoring_schema", node=ScoringConfig)
 
 
 def to_object(node: Any) -> Any:

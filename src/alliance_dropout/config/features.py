@@ -1,4 +1,6 @@
-"""Typed configuration of the trajectory-feature stage (Hydra schema ``features/features_schema``).
+"""Typed configuration of the trajectory features: every family's settings in one place.
+
+Hydra schema ``features/features_schema``.
 
 ``conf/features/default.yaml`` extends :class:`FeaturesConfig`; the range checks in the
 ``__post_init__`` methods run when a stage turns the node into an object.
@@ -8,9 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-
-from alliance_dropout.features.ruptures import RuptureConfig
-from alliance_dropout.features.sudden_gains import SuddenGainConfig
 
 
 class EarlyResponseCriterion(Enum):
@@ -106,6 +105,67 @@ class AttendanceConfig:
     def __post_init__(self) -> None:
         if self.recent_window < 1:
             raise ValueError("features.attendance.recent_window must be at least 1")
+
+
+class RuptureReference(Enum):
+    """Level a session's rating is compared with."""
+
+    previous = "previous"
+    running_mean = "running_mean"
+
+
+@dataclass
+class RuptureConfig:
+    """Rupture/repair definition on the client-rated alliance (WAI-SR item mean, 1-5)."""
+
+    # Stiles et al. (2004) compared each session with the previous one.
+    reference: RuptureReference = RuptureReference.previous
+    # Stiles et al. (2004) required a drop of 2 SD; Strauss et al. (2006) a less strict one.
+    threshold_sd: float = 2.0
+    # Fixed floor on the 1-5 item-mean scale so that tiny wobbles of a very stable client are not
+    # ruptures (Gumz et al. 2012: take the stricter of a within-client and a fixed criterion).
+    # Half a scale point is our choice: about one item-response step on half the WAI-SR items.
+    min_drop_points: float = 0.5
+    # Earlier ratings needed before the within-client SD is trusted (SD of 3 values at least).
+    min_sessions_for_sd: int = 3
+    # Attended sessions after a rupture within which a return to the pre-rupture level counts as
+    # a repair; rupture-repair sequences are typically V-shaped over a few sessions (Stiles et
+    # al. 2004; Gumz et al. 2012). Our choice of 3.
+    repair_window: int = 3
+
+    def __post_init__(self) -> None:
+        if self.threshold_sd < 0 or self.min_drop_points <= 0:
+            raise ValueError("ruptures: threshold_sd must be >= 0 and min_drop_points > 0")
+        if self.min_sessions_for_sd < 2:
+            raise ValueError("ruptures.min_sessions_for_sd must be at least 2 (an SD needs 2)")
+        if self.repair_window < 1:
+            raise ValueError("ruptures.repair_window must be at least 1 attended session")
+
+
+@dataclass
+class SuddenGainConfig:
+    """Sudden gain/loss criteria. ``cutoff`` None means the symptom scale's reliable change."""
+
+    cutoff: float | None = None
+    pct: float = 0.25
+    # Two-tailed t (alpha .05) for df = 4, 3, 2: 0, 1 or 2 of the six values missing
+    # (Tang & DeRubeis 1999; Lutz et al. 2013; suddengains' default).
+    critical_t_complete: float = 2.776
+    critical_t_one_missing: float = 3.182
+    critical_t_two_missing: float = 4.303
+    detect_losses: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cutoff is not None and self.cutoff <= 0:
+            raise ValueError("sudden_gains.cutoff must be positive (or null for the scale's RCI)")
+        if not 0.0 <= self.pct < 1.0:
+            raise ValueError("sudden_gains.pct must be within [0, 1)")
+        if min(self.critical_t) <= 0:
+            raise ValueError("sudden_gains critical t values must be positive")
+
+    @property
+    def critical_t(self) -> tuple[float, float, float]:
+        return (self.critical_t_complete, self.critical_t_one_missing, self.critical_t_two_missing)
 
 
 def _default_landmarks() -> list[int]:

@@ -13,16 +13,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from alliance_dropout import contract as c
-from alliance_dropout.contract import Scale
-from alliance_dropout.features.builder import build_features
-from alliance_dropout.features.config import FeaturesConfig
-from alliance_dropout.modeling.config import (
+from alliance_dropout.config.modeling import (
     CalibrationConfig,
     GroupBy,
     ModelConfig,
     ModelKind,
     SplitConfig,
 )
+from alliance_dropout.features.builder import FeatureSettings
 from alliance_dropout.modeling.models import DropoutRiskModel, make_pipeline
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
@@ -40,14 +38,12 @@ class Examples:
 def landmark_examples(
     sessions: pd.DataFrame,
     labels: pd.Series,
-    features: FeaturesConfig,
-    symptom: Scale,
-    alliance: Scale,
+    settings: FeatureSettings,
     group_by: GroupBy,
 ) -> Examples:
     """Features at every configured landmark of every labeled client, with its label."""
     labeled = sessions[sessions[c.CLIENT_ID].isin(labels.index)]
-    X = build_features(labeled, features, symptom, alliance, list(features.landmarks))
+    X = settings.build(labeled, list(settings.features.landmarks))
     X = X.reset_index(drop=True)
     y = X[c.CLIENT_ID].map(labels).to_numpy(dtype=int)
     return Examples(X=X, y=y, groups=split_groups(labeled, X, group_by))
@@ -117,12 +113,11 @@ def cv_auc(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int) -> float:
 
 def fit_calibrated(
     ex: Examples,
+    *,
     model_cfg: ModelConfig,
     calibration: CalibrationConfig,
     folds: Folds,
-    features: FeaturesConfig,
-    symptom: Scale,
-    alliance: Scale,
+    settings: FeatureSettings,
     seed: int,
 ) -> tuple[DropoutRiskModel, ModelConfig]:
     """Fit the pipeline and calibrate it on data it was not fitted on.
@@ -142,14 +137,8 @@ def fit_calibrated(
         make_pipeline(model_cfg, seed), method=calibration.method.value, cv=folds, ensemble=False
     )
     calibrated.fit(ex.X, ex.y)
-    first = calibrated.calibrated_classifiers_[0].estimator
-    names = list(first[:-1].transform(ex.X.head(1)).columns)
     model = DropoutRiskModel(
-        features=features,
-        symptom=symptom,
-        alliance=alliance,
-        classifier=calibrated,
-        model_kind=model_cfg.kind.value,
-        feature_names=names,
+        settings=settings, classifier=calibrated, model_kind=model_cfg.kind.value
     )
+    model.feature_names = list(model.transform_features(ex.X.head(1)).columns)
     return model, model_cfg

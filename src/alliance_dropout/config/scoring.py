@@ -1,0 +1,44 @@
+"""Typed configuration of caseload scoring: risk tiers, reasons, chunking, the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class TierMode(Enum):
+    # high = the riskiest `high` share of the caseload, medium = up to the `medium` share
+    share = "share"
+    # high = risk >= `high`, medium = risk >= `medium`
+    probability = "probability"
+
+
+@dataclass
+class TierConfig:
+    mode: TierMode = TierMode.share
+    high: float = 0.10
+    medium: float = 0.30
+
+    def __post_init__(self) -> None:
+        if not 0 < self.high <= self.medium <= 1:
+            raise ValueError("scoring.tiers needs 0 < high <= medium <= 1")
+
+    def describe(self) -> str:
+        if self.mode is TierMode.share:
+            return (
+                f"high = the riskiest {self.high:.0%} of clients scored, medium = the next "
+                f"{self.medium - self.high:.0%}, low = the rest"
+            )
+        return f"high = risk ≥ {self.high:.0%}, medium = risk ≥ {self.medium:.0%}, low = below"
+
+
+@dataclass
+class ScoringConfig:
+    tiers: TierConfig = field(default_factory=TierConfig)
+    n_reasons: int = 3
+    # clients per chunk: bounds memory and drives the progress bar on long inputs
+    chunk_clients: int = 25_000
+    report: bool = True
+    report_max_charts: int = 2000
+    # flag 'symptoms off the expected course' when this many points worse than expected
+    off_course_points: float = 3.0

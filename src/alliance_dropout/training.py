@@ -1,0 +1,320 @@
+"""The training stage: validate -> landmark examples -> fit -> evaluate -> track -> register.
+
+``run(cfg, resolved)`` is the whole stage as one MLflow run; ``pipelines/train.py``
+(experiments, sweeps) and ``pipelines/run.py`` (with registration) are thin screens over it.
+Each step is a function of its own: data preparation, fitting, evaluation, the run's record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from alliance_dropout import contract as c
+from alliance_dropout import io
+from alliance_dropout import registry as reg
+from alliance_dropout import tracking as trk
+from alliance_dropout.config import DataConfig, TrainRunConfig
+from alliance_dropout.config.modeling import ModelConfig
+from alliance_dropout.features.builder import FeatureSettings
+from alliance_dropout.modeling import plots
+from alliance_dropout.modeling.evaluation import EvaluationResult, evaluate
+from alliance_dropout.modeling.feature_docs import render_markdown
+from alliance_dropout.modeling.fitting import (
+    Examples,
+    Folds,
+    fit_calibrated,
+    grouped_folds,
+    landmark_examples,
+    subset,
+    train_test_split_groups,
+)
+from alliance_dropout.modeling.labels import describe_label, episode_labels
+from alliance_dropout.modeling.model_card import render_model_card
+from alliance_dropout.modeling.models import DropoutRiskModel
+from alliance_dropout.modeling.reference_rules import RULES, reference_scores
+from alliance_dropout.modeling.tuning import tune
+from alliance_dropout.serving import model_signature, synthetic_input_example
+from alliance_dropout.validation import ValidatedData, run_validation
+
+log = logging.getLogger(__name__)
+MAIN = "model"
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    tracking_uri: str
+    metrics: dict[str, float]
+    promotion: reg.PromotionDecision | None
+    output_dir: Path
+
+
+@dataclass
+class TrainingData:
+    """Validated tables, labels and the landmark examples split into train and test."""
+
+    validated: ValidatedData
+    labels: pd.Series
+    train: Examples
+    test: Examples
+    folds: Folds
+
+
+@dataclass
+class FittedModels:
+    main: DropoutRiskModel
+    main_cfg: ModelConfig  # as fitted (tuned params, early-stopped rounds)
+    test_scores: dict[str, np.ndarray]  # the main model's and each comparator's test risks
+
+
+def feature_settings(cfg: TrainRunConfig) -> FeatureSettings:
+    return FeatureSettings(cfg.features, cfg.data.symptom.to_scale(), cfg.data.alliance.to_scale())
+
+
+def prepare_data(cfg: TrainRunConfig, settings: FeatureSettings) -> TrainingData:
+    """Validate, label episodes, build landmark examples, split by client (or therapist)."""
+    validated = run_validation(cfg.data, Path(cfg.output_dir) / "validated", require_outcomes=True)
+    log.info(
+        "validated: %d session rows, %d clients",
+        len(validated.sessions),
+        validated.sessions[c.CLIENT_ID].nunique(),
+    )
+    assert validated.outcomes is not None  # require_outcomes
+    labels = episode_labels(validated.outcomes, validated.sessions, cfg.label)
+    examples = landmark_examples(validated.sessions, labels, settings, cfg.split.group_by)
+    train_idx, test_idx = train_test_split_groups(examples, cfg.split, cfg.seed)
+    folds = grouped_folds(examples, train_idx, cfg.split.n_folds, cfg.seed)
+    data = TrainingData(
+        validated, labels, subset(examples, train_idx), subset(examples, test_idx), folds
+    )
+    log.info(
+        "examples: %d train rows, %d test rows (%d landmarks)",
+        len(data.train.y),
+        len(data.test.y),
+        len(cfg.features.landmarks),
+    )
+    return data
+
+
+def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSettings) -> FittedModels:
+    """Tune (if asked), fit and calibrate the main model, then each comparator recipe."""
+    model_cfg = cfg.model
+    if cfg.tune.n_trials > 0:
+        model_cfg = tune(data.train, data.folds, model_cfg, cfg.tune, cfg.seed)
+
+    def fit(recipe: ModelConfig) -> tuple[DropoutRiskModel, ModelConfig]:
+        return fit_calibrated(
+            data.train,
+            model_cfg=recipe,
+            calibration=cfg.calibration,
+            folds=data.folds,
+            settings=settings,
+            seed=cfg.seed,
+        )
+
+    started = time.perf_counter()
+    main, model_cfg = fit(model_cfg)
+    log.info("fitted %s in %.1f s", model_cfg.kind.value, time.perf_counter() - started)
+    scores = {MAIN: main.predict_proba(data.test.X)}
+    for kind in cfg.evaluation.comparators:
+        if kind is model_cfg.kind:
+            continue
+        if kind.value not in cfg.recipes:
+            raise ValueError(f"comparator {kind.value!r} has no recipe in conf/model/")
+        comparator, _ = fit(cfg.recipes[kind.value])
+        scores[kind.value] = comparator.predict_proba(data.test.X)
+        log.info("fitted comparator %s", kind.value)
+    return FittedModels(main, model_cfg, scores)
+
+
+def run(cfg: TrainRunConfig) -> RunSummary:
+    """Run the whole training stage and track it as one MLflow run."""
+    started = time.perf_counter()
+    resolved = cast(
+        dict[str, Any],
+        OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True),
+    )
+    out = Path(cfg.output_dir)
+    settings = feature_settings(cfg)
+    data = prepare_data(cfg, settings)
+    uri = trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
+    with trk.run(cfg.run_name) as run_id:
+        _log_context(cfg, resolved, data)
+        fitted = fit_models(cfg, data, settings)
+        trk.log_params({f"fitted.{k}": v for k, v in fitted.main_cfg.params.items()})
+        # after fitting: the dictionary documents the learned features with the model's settings
+        trk.log_text(render_markdown(fitted.main.feature_specs()), "features/feature_dictionary.md")
+        rules = reference_scores(data.validated.sessions, data.test.X, settings.alliance, cfg.rules)
+        rule_scores = {name: rules[name].to_numpy() for name in RULES}
+        result = evaluate(
+            data.test.X,
+            data.test.y,
+            fitted.test_scores,
+            rule_scores,
+            MAIN,
+            cfg.evaluation,
+            cfg.seed,
+            _audit_frame(data.validated, cfg.data),
+        )
+        metrics = result.flat_metrics()
+        trk.log_metrics(metrics)
+        log.info("evaluated on %d test clients", result.n_clients)
+        _log_evaluation(result, fitted.main, data.test, {**fitted.test_scores, **rule_scores})
+
+        info = trk.log_model(fitted.main, "model", synthetic_input_example(), model_signature())
+        promotion = None
+        if cfg.register:
+            promotion = _register(cfg, info.model_uri, run_id, result, data)
+            trk.set_tags(
+                {
+                    "promotion.promoted": promotion.promoted,
+                    "promotion.reason": promotion.reason,
+                    "registered_version": promotion.version,
+                }
+            )
+        trk.log_text(_model_card(cfg, data, fitted, result, run_id, promotion), "model_card.md")
+        trk.log_metrics({"duration_s": time.perf_counter() - started})
+        summary = {"run_id": run_id, "tracking_uri": uri, "headline": _headline(result)}
+        io.write_json(summary, out / "run_summary.json")
+    return RunSummary(run_id, uri, metrics, promotion, out)
+
+
+def _model_card(
+    cfg: TrainRunConfig,
+    data: TrainingData,
+    fitted: FittedModels,
+    result: EvaluationResult,
+    run_id: str,
+    promotion: reg.PromotionDecision | None,
+) -> str:
+    data_summary = {
+        "source": cfg.data.source,
+        "episodes (labeled)": len(data.labels),
+        "dropout rate (labeled)": f"{data.labels.mean():.3f}",
+        "training rows": len(data.train.y),
+        "landmarks": ", ".join(map(str, cfg.features.landmarks)),
+        "symptom instrument": fitted.main.symptom.name,
+    }
+    return render_model_card(
+        result,
+        model_kind=fitted.main_cfg.kind.value,
+        label_definition=describe_label(cfg.label),
+        data_summary=data_summary,
+        run_id=run_id,
+        git_commit=trk.git_commit(),
+        promotion=promotion.reason if promotion else None,
+        ci_level=cfg.evaluation.ci_level,
+    )
+
+
+def _log_context(cfg: TrainRunConfig, resolved: dict[str, Any], data: TrainingData) -> None:
+    """Config, code and data lineage, validation report and data counts (aggregates only)."""
+    trk.log_params(resolved)
+    trk.log_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), "config/resolved.yaml")
+    trk.set_tags(
+        {
+            "git_commit": trk.git_commit(),
+            "label_definition": describe_label(cfg.label),
+            "data_source": cfg.data.source,
+            "model_kind": cfg.model.kind.value,
+            **{f"version.{k}": v for k, v in trk.package_versions().items()},
+        }
+    )
+    for table, path in (
+        ("sessions", cfg.data.sessions),
+        ("outcomes", cfg.data.outcomes),
+        ("clients", cfg.data.clients),
+    ):
+        if path and Path(path).is_file():
+            trk.set_tags({f"data.{table}.sha256": trk.file_sha256(path)})
+    trk.log_dataset(
+        data.validated.sessions, str(cfg.data.sessions), "sessions_validated", "training"
+    )
+    trk.log_dict(data.validated.report, "validation/validation_report.json")
+    trk.log_metrics(
+        {
+            "data_labeled_episodes": float(len(data.labels)),
+            "data_dropout_rate": float(data.labels.mean()),
+            "data_train_rows": float(len(data.train.y)),
+            "data_test_rows": float(len(data.test.y)),
+            "data_train_prevalence": float(data.train.y.mean()),
+        }
+    )
+
+
+def _log_evaluation(
+    result: EvaluationResult,
+    risk_model: DropoutRiskModel,
+    test: Examples,
+    scores: dict[str, np.ndarray],
+) -> None:
+    trk.log_table(result.overall, "evaluation/overall.csv")
+    trk.log_table(result.by_landmark, "evaluation/by_landmark.csv")
+    trk.log_table(result.alert_budgets, "evaluation/alert_budgets.csv")
+    trk.log_table(result.decision_curve, "evaluation/decision_curve.csv")
+    trk.log_table(result.subgroups, "evaluation/subgroups.csv")
+    trk.log_table(result.calibration_curve, "evaluation/calibration_curve.csv")
+    trk.log_dict(result.pcoms_operating_point, "evaluation/pcoms_alert_operating_point.json")
+    model_only = {k: v for k, v in scores.items() if not k.startswith("rule_")}
+    trk.log_figure(plots.roc_pr_curves(result, test.y, scores), "plots/roc_pr.png")
+    trk.log_figure(plots.reliability_diagram(result, model_only), "plots/reliability.png")
+    trk.log_figure(plots.auc_by_landmark(result), "plots/auc_by_landmark.png")
+    trk.log_figure(plots.decision_curve(result), "plots/decision_curve.png")
+    trk.log_figure(plots.subgroup_metrics(result), "plots/subgroups.png")
+    contrib = risk_model.contributions(test.X)
+    values = risk_model.transform_features(test.X)
+    trk.log_figure(plots.feature_importance(contrib), "plots/feature_importance.png")
+    trk.log_figure(plots.contribution_summary(contrib, values), "plots/contributions.png")
+
+
+def _audit_frame(validated: ValidatedData, data: DataConfig) -> pd.DataFrame | None:
+    if validated.clients is None or not data.audit_attributes:
+        return None
+    present = [a for a in data.audit_attributes if a in validated.clients.columns]
+    return validated.clients[[c.CLIENT_ID, *present]]
+
+
+def _register(
+    cfg: TrainRunConfig,
+    model_uri: str,
+    run_id: str,
+    result: EvaluationResult,
+    data: TrainingData,
+) -> reg.PromotionDecision:
+    """Re-score the current champion on this run's test rows, then decide on promotion."""
+    name = cfg.tracking.registered_model_name
+    champion = reg.current_champion(name)
+    champion_auc = None
+    champion_version = None
+    if champion is not None:
+        champion_version, champion_uri = champion
+        champion_auc = reg.champion_test_auc(champion_uri, data.test, data.validated.sessions)
+        trk.log_metrics({"test_champion_roc_auc": champion_auc})
+    best_rule = max(result.value(r, "roc_auc") for r in RULES)
+    return reg.register_and_promote(
+        model_uri,
+        name,
+        run_id,
+        result.value(MAIN, "roc_auc"),
+        best_rule,
+        champion_auc,
+        champion_version,
+        cfg.tracking.promotion_margin,
+    )
+
+
+def _headline(result: EvaluationResult) -> dict[str, Any]:
+    keep = ("roc_auc", "pr_auc", "brier", "calibration_slope", "calibration_intercept")
+    rows = result.overall[result.overall.metric.isin(keep)]
+    return {
+        f"{r.score}.{r.metric}": [round(r.value, 4), round(r.ci_low, 4), round(r.ci_high, 4)]
+        for r in rows.itertuples()
+    }

@@ -4,7 +4,9 @@
         [data.outcomes=PATH] [data.clients=PATH] [tracking.uri=URI] [model_uri=models:/...]
         [data=example_clinic]   # an export with its own column names, mapped in conf/data/
 Writes the list, `<output>.html` (the report), `<output>.quarantine.csv` and
-`<output>.validation.json` beside it; nothing is written if the run fails.
+`<output>.validation.json` beside it, as one set: nothing changes if the run fails. An output
+that is an input file, a folder, or in a folder that cannot be written stops the run before
+any work (one line, exit 2).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
     python pipelines/validate.py data.sessions=PATH data.outcomes=PATH [data.clients=PATH] \
         output_dir=DIR
 
-Writes the validated tables, quarantine.csv and the validation report into DIR. Exit code 2
-(and nothing new in DIR) on an unreadable file, a missing column or too many quarantined clients.
+Writes the validated tables, quarantine.csv and the validation report into DIR, as one set.
+Exit code 2 (and nothing new in DIR) on an output that is an input file or cannot be written
+(checked before any work), an unreadable file, a missing column or too many quarantined clients.
 """
 
 from __future__ import annotations

@@ -84,5 +84,5 @@ def test_a_model_without_its_config_fails_at_once() -> None:
 
 
 def test_missing_values_fail_in_one_line(compose_cfg) -> None:
-    with pytest.raises(ConfigError, match="data.sessions"):
+    with pytest.raises(ConfigError, match=r"data\.sessions"):
         to_object(compose_cfg("score"))

@@ -55,6 +55,8 @@ def workspace(tmp_path_factory):
         "features.landmarks=[2,4,6,8]",
         "evaluation.n_bootstrap=30",
         "split.n_folds=3",
+        # a small clinic: its test set holds about 50 dropouts, the gate's default minimum
+        "tracking.min_test_events=20",
         f"output_dir={root / 'run'}",
     ]
     cfg = compose_cfg("run", train_overrides)
@@ -166,7 +168,7 @@ def test_a_worse_model_is_registered_but_not_promoted(workspace):
             *workspace["train_overrides"],
             "model=logreg",
             "evaluation.comparators=[]",
-            "tracking.promotion_margin=0.5",
+            "tracking.promotion_margin=0.3",
             f"output_dir={workspace['root'] / 'run2'}",
         ],
     )

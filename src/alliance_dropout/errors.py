@@ -26,3 +26,16 @@ class QuarantineLimitExceeded(PipelineError):
 
 class ConfigError(PipelineError):
     """A config value that is missing or out of its allowed range."""
+
+
+class UntrustedModelError(PipelineError):
+    """A model file that does not match the digest recorded when it was logged."""
+
+
+class OutputPathError(PipelineError):
+    """An output that cannot or must not be written: it is an input, a folder, not writable..."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -22,7 +22,7 @@ from alliance_dropout.contract import Scale
 UNREADABLE = "unreadable_{column}"  # a cell that cannot be read as its column's type
 OUT_OF_RANGE = "out_of_range_{column}"  # a score outside its scale (inf included)
 EMPTY = "empty_{column}"  # a required cell that is missing or blank
-INVALID_SESSION_NUMBER = "invalid_session_number"  # below 1 or not a whole number
+INVALID_SESSION_NUMBER = "invalid_session_number"  # below 1, not whole, or too large
 UNKNOWN_ATTENDANCE = "unknown_attendance"
 UNKNOWN_STATUS = "unknown_status"
 DUPLICATE_SESSION_NUMBER = "duplicate_session_number"
@@ -32,6 +32,9 @@ DUPLICATE_CLIENT_ID = "duplicate_client_id"
 CLIENT_WITHOUT_SESSIONS = "client_without_sessions"
 # Not a failed check: the row is fine but another row of its client failed.
 CLIENT_QUARANTINED = "client_quarantined"
+
+# The largest session number read exactly (numbers are read as float64 before the int cast).
+MAX_SESSION_NUMBER = 2**53 - 1
 
 # Typed (non-text) session columns: their cells may be unreadable.
 SESSION_TYPED = (c.SESSION_NUMBER, c.SESSION_DATE, *c.SESSION_SCORES)
@@ -125,6 +128,8 @@ def sessions_schema(symptom: Scale, alliance: Scale) -> pa.DataFrameSchema:
             checks=[
                 pa.Check.ge(1, title=INVALID_SESSION_NUMBER),
                 pa.Check(_is_whole_number, title=INVALID_SESSION_NUMBER),
+                # beyond this, float64 cannot hold the number and int64 may overflow
+                pa.Check.le(MAX_SESSION_NUMBER, title=INVALID_SESSION_NUMBER),
             ],
         ),
         c.SESSION_DATE: pa.Column(pa.Timestamp),

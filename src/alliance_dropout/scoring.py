@@ -22,7 +22,7 @@ from alliance_dropout.features.ruptures import rupture_rows
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.reasons import phrases, top_reasons
 from alliance_dropout.report import ReportMeta, render_caseload_report
-from alliance_dropout.validation import load_raw_tables, validate_tables
+from alliance_dropout.validation import input_files, load_raw_tables, validate_tables
 
 OUTPUT_COLUMNS = c.RISK_LIST_COLUMNS
 
@@ -186,12 +186,16 @@ def output_paths(output: Path) -> dict[str, Path]:
 def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     """Validate a sessions export, score its active clients, write the list and the report.
 
-    Every file is written to a temporary name and moved into place only once all of them are
-    complete, so a failed run leaves no partial output.
+    Before any work, every output is checked: none may be an input file, and each must be
+    writable (OutputPathError otherwise). Every file is written to a temporary name and the
+    set is moved into place only once all of them are complete, so a failed run changes
+    nothing; a previous run's report is removed when this run writes none.
     """
     started = time.perf_counter()
     output = Path(cfg.output)
     io.table_format(output)  # fail on a bad suffix before any work
+    paths = output_paths(output)
+    io.check_outputs(paths.values(), input_files(cfg.data))
     raw = load_raw_tables(cfg.data, require_outcomes=False)
     validated = validate_tables(raw, cfg.data)
     trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
@@ -208,7 +212,6 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     tiers = caseload.scored["risk_tier"].value_counts().reindex(["high", "medium", "low"])
     tier_counts = {k: int(v) for k, v in tiers.fillna(0).items()}
     n_quarantined = int(validated.report["tables"]["sessions"]["clients_quarantined"])
-    paths = output_paths(output)
     with io.staged_files(list(paths.values())) as staged:
         io.write_table(caseload.scored, staged[paths["scores"]])
         io.write_table(validated.quarantine, staged[paths["quarantine"]])

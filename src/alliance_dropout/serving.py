@@ -1,4 +1,5 @@
-"""The MLflow pyfunc wrapper: raw session rows in the contract's format -> one risk per client.
+"""The MLflow pyfunc wrapper: raw session rows in the contract's format -> an answer per client
+(its risk, or the validation checks that excluded it).
 
 Logged as "models from code" (``serving_entry.py`` calls ``set_model``), so no pickled wrapper
 class travels with the model; the fitted ``DropoutRiskModel`` is an artifact.
@@ -11,37 +12,109 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
 from alliance_dropout import contract as c
+from alliance_dropout import tracking as trk
 from alliance_dropout.config import DataConfig, ScaleConfig
 from alliance_dropout.modeling.models import DropoutRiskModel
-from alliance_dropout.validation import RawTables, validate_tables
+from alliance_dropout.validation import RawTables, client_keys, validate_tables
 
-OUTPUT_COLUMNS = c.SERVED_COLUMNS
+EXCLUDED_BECAUSE = "excluded_because"
+OUTPUT_COLUMNS = (*c.SERVED_COLUMNS, EXCLUDED_BECAUSE)
+
+
+def not_scorable(message: str) -> MlflowException:
+    """The error for a request with nothing to score: MLflow's scoring server answers HTTP 400."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def score_sessions(model: DropoutRiskModel, sessions: pd.DataFrame) -> pd.DataFrame:
-    """Validate raw session rows with the contract's schemas, then score each valid client.
+    """Validate raw session rows with the contract's schemas, then answer every client sent.
 
-    Clients with rows that fail validation get no risk (they are left out, as in scoring);
-    contract-conformant input passes unchanged.
+    One row per client of the request, in the order they first appear: a scored client has
+    ``as_of_session`` and ``dropout_risk`` and a null ``excluded_because``; a client with a row
+    that failed validation has null ``as_of_session``/``dropout_risk`` and the failed checks in
+    ``excluded_because`` (as in scoring, one bad row excludes its client: a risk from part of a
+    history would be wrong). Nullable columns are objects holding None, so JSON gets ``null``.
+
+    Raises ``not_scorable`` (HTTP 400) naming the checks when no client can be scored, and when
+    any row has no ``client_id``: such a row could belong to any client of the request, so no
+    client of that request is scored.
     """
+    sessions = pd.DataFrame(sessions).reset_index(drop=True)
+    missing = [col for col in c.SESSION_MANDATORY if col not in sessions.columns]
+    if missing:
+        raise not_scorable(f"required column(s) missing: {', '.join(missing)}")
+    if sessions.empty:
+        return _answer(pd.Index([]), pd.DataFrame(), pd.Series(dtype=object))
     data_cfg = DataConfig(
         sessions="<request>",
         symptom=ScaleConfig(**_scale_fields(model.symptom)),
+        alliance=ScaleConfig(**_scale_fields(model.alliance)),
         max_quarantine_share=1.0,
     )
     raw = RawTables(
         sessions=sessions, outcomes=None, clients=None, sources={"sessions": "<request>"}
     )
     validated = validate_tables(raw, data_cfg)
+    keys = client_keys(sessions[c.CLIENT_ID])
+    requested = pd.Index(keys.dropna().unique())
+    n_unattributed = int(keys.isna().sum())
+    if n_unattributed:
+        raise not_scorable(
+            f"{n_unattributed} row(s) without a client_id (empty_client_id): such a row could "
+            f"belong to any client of this request, so none of its {len(requested)} client(s) "
+            "was scored; send every row with its client_id"
+            + _checks_sentence(validated.client_checks, "other failed checks")
+        )
     if validated.sessions.empty:
-        return pd.DataFrame({col: [] for col in OUTPUT_COLUMNS})
-    risks = model.predict_latest(validated.sessions)
-    return risks.rename(columns={"landmark_session": "as_of_session"})[list(OUTPUT_COLUMNS)]
+        raise not_scorable(
+            f"no client could be scored: all {len(requested)} client(s) of this request have a "
+            "row that failed validation"
+            + _checks_sentence(validated.client_checks, "failed checks")
+        )
+    risks = model.predict_latest(validated.sessions).set_index(c.CLIENT_ID)
+    return _answer(requested, risks, validated.client_checks)
+
+
+def _checks_sentence(client_checks: pd.Series, label: str) -> str:
+    if client_checks.empty:
+        return ""
+    counts = client_checks.str.split(", ").explode().value_counts().sort_index()
+    listed = ", ".join(f"{check} ({n} client{'s' if n > 1 else ''})" for check, n in counts.items())
+    return f"; {label}: {listed}"
+
+
+def _answer(requested: pd.Index, risks: pd.DataFrame, client_checks: pd.Series) -> pd.DataFrame:
+    """One row per requested client: its risk, or the checks that excluded it."""
+    scored = risks.reindex(requested) if len(risks) else pd.DataFrame(index=requested)
+    as_of = scored.get("landmark_session", pd.Series(np.nan, index=requested))
+    risk = scored.get("dropout_risk", pd.Series(np.nan, index=requested))
+    because = client_checks.reindex(requested)
+    ok = risk.notna().to_numpy()
+    return pd.DataFrame(
+        {
+            c.CLIENT_ID: pd.Series(list(requested), dtype=object),
+            c.AS_OF_SESSION: pd.Series(
+                [int(v) if k else None for v, k in zip(as_of, ok, strict=True)], dtype=object
+            ),
+            c.DROPOUT_RISK: pd.Series(
+                [float(v) if k else None for v, k in zip(risk, ok, strict=True)], dtype=object
+            ),
+            EXCLUDED_BECAUSE: pd.Series(
+                [
+                    None if k else (str(b) if isinstance(b, str) else "not_scored")
+                    for b, k in zip(because, ok, strict=True)
+                ],
+                dtype=object,
+            ),
+        }
+    )[list(OUTPUT_COLUMNS)]
 
 
 def _scale_fields(scale: c.Scale) -> dict[str, Any]:
@@ -56,10 +129,15 @@ def _scale_fields(scale: c.Scale) -> dict[str, Any]:
 
 
 class DropoutPyfunc(PythonModel):
-    """pyfunc: POST raw session rows (dataframe_split) -> client_id, as_of_session, dropout_risk."""
+    """pyfunc: POST raw session rows (dataframe_split) -> per client: client_id, as_of_session,
+    dropout_risk, excluded_because (see ``score_sessions``)."""
 
     def load_context(self, context: Any) -> None:
-        self.model: DropoutRiskModel = joblib.load(context.artifacts["risk_model"])
+        # unpickling runs code: check the file against the SHA-256 recorded when it was logged
+        # (serve models from your own registry only; see the README)
+        expected = (context.model_config or {}).get(trk.MODEL_DIGEST_TAG)
+        path = trk.verified_model_file(context.artifacts["risk_model"], expected, "served model")
+        self.model: DropoutRiskModel = joblib.load(path)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         return score_sessions(self.model, pd.DataFrame(model_input))
@@ -82,7 +160,11 @@ def synthetic_input_example() -> pd.DataFrame:
 
 
 def model_signature() -> ModelSignature:
-    """Session columns in, one risk per client out; subscale columns optional."""
+    """Session columns in; out, per client: its risk, or the checks that excluded it.
+
+    ``as_of_session`` and ``dropout_risk`` are null for an excluded client, ``excluded_because``
+    is null for a scored one (MLflow's column specs cannot say "nullable": ``required=False``).
+    """
     inputs = Schema(
         [
             ColSpec("string", c.CLIENT_ID),
@@ -99,8 +181,9 @@ def model_signature() -> ModelSignature:
     outputs = Schema(
         [
             ColSpec("string", c.CLIENT_ID),
-            ColSpec("long", "as_of_session"),
-            ColSpec("double", "dropout_risk"),
+            ColSpec("long", c.AS_OF_SESSION, required=False),
+            ColSpec("double", c.DROPOUT_RISK, required=False),
+            ColSpec("string", EXCLUDED_BECAUSE, required=False),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)

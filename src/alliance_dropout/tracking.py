@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
 
 from alliance_dropout.config import REPO_ROOT
+from alliance_dropout.errors import UntrustedModelError
 
 PINNED_PACKAGES = (
     "scikit-learn",
@@ -199,14 +201,34 @@ def python_requirements() -> list[str]:
     ]
 
 
-def log_model(risk_model: Any, name: str, input_example: pd.DataFrame, signature: Any) -> Any:
-    """Log the fitted model as a pyfunc (models-from-code) that accepts raw session rows."""
+MODEL_FILE = "risk_model.joblib"
+# tag (on the run and on each registered version) holding the SHA-256 of the model file
+MODEL_DIGEST_TAG = "risk_model.sha256"
+
+
+@dataclass
+class LoggedModel:
+    model_uri: str
+    sha256: str
+
+
+def log_model(
+    risk_model: Any, name: str, input_example: pd.DataFrame, signature: Any
+) -> LoggedModel:
+    """Log the fitted model as a pyfunc (models-from-code) that accepts raw session rows.
+
+    The fitted model is a joblib file, and unpickling runs code, so its SHA-256 is recorded
+    at log time: as a tag of the run (and, at registration, of the model version: the
+    registry's database, not the artifact store) and in the pyfunc's model_config. Loading
+    checks the file against it before unpickling (:func:`load_risk_model`).
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "risk_model.joblib"
+        path = Path(tmp) / MODEL_FILE
         joblib.dump(risk_model, path)
+        digest = file_sha256(path)
         entry = Path(__file__).with_name("serving_entry.py")
         with _quiet_known_mlflow_warnings():
-            return mlflow.pyfunc.log_model(
+            info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=str(entry),
                 artifacts={"risk_model": str(path)},
@@ -214,12 +236,69 @@ def log_model(risk_model: Any, name: str, input_example: pd.DataFrame, signature
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=python_requirements(),
+                model_config={MODEL_DIGEST_TAG: digest},
             )
+    mlflow.set_tag(MODEL_DIGEST_TAG, digest)
+    return LoggedModel(info.model_uri, digest)
+
+
+def recorded_digest(model_uri: str) -> str | None:
+    """The SHA-256 recorded at log time for a ``models:/`` or ``runs:/`` URI (None: unknown)."""
+    client = MlflowClient()
+    run_id: str | None = None
+    if model_uri.startswith("models:/"):
+        ref = model_uri.removeprefix("models:/")
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        elif "/" in ref:
+            name, version = ref.split("/", 1)
+            mv = client.get_model_version(name, version)
+        else:  # a logged model id (m-...)
+            run_id = client.get_logged_model(ref).source_run_id
+            mv = None
+        if mv is not None:
+            tagged = (mv.tags or {}).get(MODEL_DIGEST_TAG)
+            if tagged:
+                return str(tagged)
+            run_id = mv.run_id
+    elif model_uri.startswith("runs:/"):
+        run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
+    if not run_id:
+        return None
+    return client.get_run(run_id).data.tags.get(MODEL_DIGEST_TAG)
+
+
+def verified_model_file(path: str | os.PathLike[str], expected: str | None, source: str) -> Path:
+    """``path`` if its SHA-256 is the recorded one; else UntrustedModelError (nothing loaded)."""
+    if not expected:
+        raise UntrustedModelError(
+            f"{source}: no SHA-256 recorded for this model at log time; refusing to unpickle "
+            "a model file of unknown origin (loading a pickle can run code)"
+        )
+    actual = file_sha256(path)
+    if actual != expected:
+        raise UntrustedModelError(
+            f"{source}: the model file's SHA-256 ({actual[:12]}...) is not the one recorded in "
+            f"the registry at log time ({expected[:12]}...); refusing to load it"
+        )
+    return Path(path)
 
 
 def load_risk_model(model_uri: str) -> Any:
-    """The DropoutRiskModel inside a logged pyfunc."""
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+    """The fitted DropoutRiskModel of a logged model, verified before it is unpickled.
+
+    Only the model file is downloaded and read (the pyfunc wrapper and its copied code are
+    not imported),
+    into a temporary folder that is removed afterwards.
+    """
+    expected = recorded_digest(model_uri)
+    with tempfile.TemporaryDirectory(prefix="alliance-dropout-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{model_uri.rstrip('/')}/artifacts/{MODEL_FILE}", dst_path=tmp
+        )
+        path = verified_model_file(local, expected, model_uri)
+        return joblib.load(path)
 
 
 def model_metadata(model_uri: str) -> dict[str, Any]:

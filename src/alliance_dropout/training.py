@@ -22,7 +22,7 @@ from alliance_dropout import io
 from alliance_dropout import registry as reg
 from alliance_dropout import tracking as trk
 from alliance_dropout.config import DataConfig, TrainRunConfig
-from alliance_dropout.config.modeling import ModelConfig
+from alliance_dropout.config.modeling import LabelDefinition, ModelConfig
 from alliance_dropout.features.builder import FeatureSettings
 from alliance_dropout.modeling import plots
 from alliance_dropout.modeling.evaluation import EvaluationResult, evaluate
@@ -71,6 +71,7 @@ class TrainingData:
 @dataclass
 class FittedModels:
     main: DropoutRiskModel
+    recipe: ModelConfig  # the model config before fitting (tuned params, if tuned)
     main_cfg: ModelConfig  # as fitted (tuned params, early-stopped rounds)
     test_scores: dict[str, np.ndarray]  # the main model's and each comparator's test risks
 
@@ -90,6 +91,7 @@ def prepare_data(cfg: TrainRunConfig, settings: FeatureSettings) -> TrainingData
     assert validated.outcomes is not None  # require_outcomes
     labels = episode_labels(validated.outcomes, validated.sessions, cfg.label)
     examples = landmark_examples(validated.sessions, labels, settings, cfg.split.group_by)
+    examples = _open_label_rows(examples, cfg)
     train_idx, test_idx = train_test_split_groups(examples, cfg.split, cfg.seed)
     folds = grouped_folds(examples, train_idx, cfg.split.n_folds, cfg.seed)
     data = TrainingData(
@@ -121,6 +123,7 @@ def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSetting
         )
 
     started = time.perf_counter()
+    recipe = model_cfg
     main, model_cfg = fit(model_cfg)
     log.info("fitted %s in %.1f s", model_cfg.kind.value, time.perf_counter() - started)
     scores = {MAIN: main.predict_proba(data.test.X)}
@@ -132,7 +135,7 @@ def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSetting
         comparator, _ = fit(cfg.recipes[kind.value])
         scores[kind.value] = comparator.predict_proba(data.test.X)
         log.info("fitted comparator %s", kind.value)
-    return FittedModels(main, model_cfg, scores)
+    return FittedModels(main, recipe, model_cfg, scores)
 
 
 def run(cfg: TrainRunConfig) -> RunSummary:
@@ -169,17 +172,11 @@ def run(cfg: TrainRunConfig) -> RunSummary:
         log.info("evaluated on %d test clients", result.n_clients)
         _log_evaluation(result, fitted.main, data.test, {**fitted.test_scores, **rule_scores})
 
-        info = trk.log_model(fitted.main, "model", synthetic_input_example(), model_signature())
+        logged = trk.log_model(fitted.main, "model", synthetic_input_example(), model_signature())
+        trk.set_tags({reg.RECIPE_TAG: reg.recipe_tag(fitted.recipe)})
         promotion = None
         if cfg.register:
-            promotion = _register(cfg, info.model_uri, run_id, result, data)
-            trk.set_tags(
-                {
-                    "promotion.promoted": promotion.promoted,
-                    "promotion.reason": promotion.reason,
-                    "registered_version": promotion.version,
-                }
-            )
+            promotion = _register(cfg, logged, run_id, result, data, fitted)
         trk.log_text(_model_card(cfg, data, fitted, result, run_id, promotion), "model_card.md")
         trk.log_metrics({"duration_s": time.perf_counter() - started})
         summary = {"run_id": run_id, "tracking_uri": uri, "headline": _headline(result)}
@@ -284,31 +281,89 @@ def _audit_frame(validated: ValidatedData, data: DataConfig) -> pd.DataFrame | N
 
 def _register(
     cfg: TrainRunConfig,
-    model_uri: str,
+    logged: trk.LoggedModel,
     run_id: str,
     result: EvaluationResult,
     data: TrainingData,
+    fitted: FittedModels,
 ) -> reg.PromotionDecision:
-    """Re-score the current champion on this run's test rows, then decide on promotion."""
-    name = cfg.tracking.registered_model_name
-    champion = reg.current_champion(name)
-    champion_auc = None
-    champion_version = None
-    if champion is not None:
-        champion_version, champion_uri = champion
-        champion_auc = reg.champion_test_auc(champion_uri, data.test, data.validated.sessions)
-        trk.log_metrics({"test_champion_roc_auc": champion_auc})
-    best_rule = max(result.value(r, "roc_auc") for r in RULES)
-    return reg.register_and_promote(
-        model_uri,
-        name,
-        run_id,
-        result.value(MAIN, "roc_auc"),
-        best_rule,
-        champion_auc,
-        champion_version,
-        cfg.tracking.promotion_margin,
+    """Register the model and let the promotion gate decide (see registry.py)."""
+    best_rule = max(RULES, key=lambda r: result.value(r, "roc_auc"))
+    diff = result.overall[
+        (result.overall.score == f"{MAIN} - {best_rule}") & (result.overall.metric == "roc_auc")
+    ].iloc[0]
+    events = reg.n_events(data.test)
+    gain_rule = reg.AucGain(
+        f"the best reference rule ({best_rule})",
+        float(diff.value),
+        float(diff.ci_low),
+        float(diff.ci_high),
+        result.n_clients,
+        events,
     )
+    challenger = reg.Challenger(
+        test=data.test,
+        scores=fitted.test_scores[MAIN],
+        calibration_slope=result.value(MAIN, "calibration_slope"),
+        calibration_intercept=result.value(MAIN, "calibration_intercept"),
+        gain_over_best_rule=gain_rule,
+        refit_on_training_split=lambda champion, recipe: _refit_on_training_split(
+            cfg, data, champion, recipe
+        ),
+        sessions=data.validated.sessions,
+        n_bootstrap=max(cfg.evaluation.n_bootstrap, 200),
+        seed=cfg.seed,
+    )
+    sessions = data.validated.sessions
+    trained_on = sessions[sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())]
+    return reg.register_and_gate(
+        logged.model_uri,
+        logged.sha256,
+        run_id,
+        fitted.recipe,
+        pd.Timestamp(trained_on[c.SESSION_DATE].max()),
+        challenger,
+        cfg.tracking,
+    )
+
+
+def _refit_on_training_split(
+    cfg: TrainRunConfig, data: TrainingData, champion: DropoutRiskModel, recipe: ModelConfig
+) -> pd.DataFrame:
+    """The champion's recipe (its feature settings and model config) fitted on this run's
+    training clients; its risks on this run's test clients (client_id, landmark_session, risk)."""
+    sessions = data.validated.sessions
+    train_rows = sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())
+    examples = landmark_examples(
+        sessions[train_rows], data.labels, champion.settings, cfg.split.group_by
+    )
+    examples = _open_label_rows(examples, cfg)
+    folds = grouped_folds(examples, np.arange(len(examples.y)), cfg.split.n_folds, cfg.seed)
+    refit, _ = fit_calibrated(
+        examples,
+        model_cfg=recipe,
+        calibration=cfg.calibration,
+        folds=folds,
+        settings=champion.settings,
+        seed=cfg.seed,
+    )
+    test_rows = sessions[c.CLIENT_ID].isin(data.test.X[c.CLIENT_ID].unique())
+    landmarks = sorted(data.test.X["landmark_session"].unique().tolist())
+    X = champion.settings.build(sessions[test_rows], landmarks)
+    return X[[c.CLIENT_ID, "landmark_session"]].assign(risk=refit.predict_proba(X))
+
+
+def _open_label_rows(examples: Examples, cfg: TrainRunConfig) -> Examples:
+    """Only landmarks where the label is still open.
+
+    Early termination (fewer than k attended sessions) is already decided (0) at a landmark
+    where the client has attended k sessions: such rows would teach the model a count, not risk.
+    """
+    if cfg.label.definition is not LabelDefinition.early_termination:
+        return examples
+    attended = examples.X["attendance_attended"].to_numpy(dtype=float)
+    keep = np.flatnonzero(attended < cfg.label.min_attended)
+    return subset(examples, keep)
 
 
 def _headline(result: EvaluationResult) -> dict[str, Any]:

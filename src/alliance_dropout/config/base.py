@@ -6,6 +6,8 @@ Range checks live in ``__post_init__`` and run when a stage turns its node into 
 
 from __future__ import annotations
 
+import functools
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,18 @@ from alliance_dropout.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+@functools.cache
+def run_suffix() -> str:
+    """A short random suffix, drawn once per process: ``${now:...}-${run_suffix:}`` gives two
+    runs started in the same second their own folders (``run_suffix.cache_clear()`` redraws)."""
+    return uuid.uuid4().hex[:6]
+
+
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("run_suffix"):
+        OmegaConf.register_new_resolver("run_suffix", lambda: run_suffix())
 
 
 _register_resolvers()
@@ -118,9 +129,28 @@ class TrackingConfig:
     uri: str = ""
     experiment: str = "alliance-dropout"
     registered_model_name: str = "alliance-dropout"
-    # the new model must beat the champion (and the reference rules) by this much test AUC
+    # --- the promotion gate (registry.py): a registered model becomes @champion only if ...
+    promote: bool = True  # false: register, never promote
+    # ... the lower 95% bound of its paired bootstrap AUC gain over the champion and over the
+    # best reference rule is above this margin (a tie never promotes) ...
     promotion_margin: float = 0.0
-    promote: bool = True
+    # ... its test set holds at least this many dropouts (clients) ...
+    min_test_events: int = 50
+    # ... and its risks are calibrated on the test set (slope within the range, |intercept|
+    # at most the bound; logistic recalibration, Van Calster et al. 2019)
+    calibration_slope_min: float = 0.8
+    calibration_slope_max: float = 1.25
+    calibration_intercept_max: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.promotion_margin < 0.5:
+            raise ValueError("tracking.promotion_margin must be within [0, 0.5)")
+        if self.min_test_events < 1:
+            raise ValueError("tracking.min_test_events must be at least 1")
+        if not 0 < self.calibration_slope_min <= 1 <= self.calibration_slope_max:
+            raise ValueError("tracking.calibration_slope_min <= 1 <= calibration_slope_max")
+        if self.calibration_intercept_max < 0:
+            raise ValueError("tracking.calibration_intercept_max must be >= 0")
 
 
 def to_object(node: Any) -> Any:

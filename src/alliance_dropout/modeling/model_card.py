@@ -137,6 +137,28 @@ def render_model_card(
         "- Missing questionnaires lower the information available; reasons are model ",
         "  contributions (associations), not causes.",
     ]
+    lines += [
+        "",
+        "## Privacy",
+        "Nothing MLflow holds for this run carries client-level data: no client id, raw row or ",
+        "per-client value in params, tags, metrics, artifacts, dataset records or the model. ",
+        "The input example is synthetic; plots and tables are aggregates; the learned ",
+        "transformers inside the model keep aggregates only (per-therapist counts and sums, ",
+        "shrinkage constants, regression coefficients). Therapist ids appear in the therapist ",
+        "context table, which a reader of the registry can see.",
+        "",
+        "## Loading this model",
+        "The model file is a pickle, and loading a pickle can run code. Its SHA-256 was recorded ",
+        "in the registry when it was logged; the project's loaders refuse a file that does not ",
+        "match it. Load models only from your own registry.",
+        "",
+        "## Promotion gate",
+        "A registered model becomes @champion only if, on clients neither model saw in training ",
+        "(the champion's later-starting clients, or the champion's recipe refitted on this ",
+        "training split), the lower bound of the paired bootstrap 95% interval of its ROC AUC gain ",
+        "over the champion and over the best reference rule is above the margin, the test set ",
+        "holds enough dropouts, and its risks are calibrated on it. A tie never promotes.",
+    ]
     if promotion:
         lines += ["", "## Registry decision", promotion]
     return "\n".join(lines) + "\n"

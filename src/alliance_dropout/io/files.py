@@ -1,0 +1,223 @@
+"""Reading tables (cells as given, dates as datetime64) and writing them (CSV formula-safe)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alliance_dropout.contract import FORMULA_PREFIXES, NA_VALUES
+from alliance_dropout.errors import InputFileError
+from alliance_dropout.io.outputs import atomic_path
+
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# RFC 4180 line ends: with a bare "\n" line end, Python's csv writer leaves a lone "\r" unquoted.
+CSV_LINE_END = "\r\n"
+# A cell that is a plain decimal number may start with "+" or "-" (never "inf" or "nan").
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def table_format(path: str | os.PathLike[str]) -> str:
+    """'csv' or 'parquet' from the file suffix, else an InputFileError."""
+    suffix = Path(path).suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise InputFileError(path, f"unsupported file type '{suffix}': expected .csv or .parquet")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV (all cells as strings, NA for missing) or a Parquet file (typed as stored,
+    dates and timestamps as naive ``datetime64``).
+
+    Raises InputFileError for a missing, empty, non-UTF-8 or unparseable file and for a file
+    with a header but no data rows.
+    """
+    p = Path(path)
+    fmt = table_format(p)
+    if not p.is_file():
+        raise InputFileError(p, "file not found")
+    if p.stat().st_size == 0:
+        raise InputFileError(p, "file is empty")
+    df = _read_csv(p) if fmt == "csv" else _read_parquet(p)
+    if len(df.columns) == 0:
+        raise InputFileError(p, "no header row")
+    if len(df) == 0:
+        raise InputFileError(p, "header but no data rows")
+    dupes = df.columns[df.columns.duplicated()].tolist()
+    if dupes:
+        raise InputFileError(p, "column appears more than once in the header", column=dupes[0])
+    return df
+
+
+def _read_csv(p: Path) -> pd.DataFrame:
+    raw = p.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(p, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
+    try:
+        df = pd.read_csv(
+            p,
+            dtype=str,
+            encoding="utf-8-sig",  # tolerate a byte-order mark from spreadsheet exports
+            keep_default_na=False,
+            na_values=list(NA_VALUES),
+            skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise InputFileError(p, "file has no header row") from exc
+    except pd.errors.ParserError as exc:
+        raise InputFileError(p, f"not a readable CSV file ({exc})") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    try:
+        # date32/date64 as datetime64, not as objects holding datetime.date
+        df = pd.read_parquet(p, to_pandas_kwargs={"date_as_object": False})
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise InputFileError(p, f"not a readable Parquet file ({type(exc).__name__})") from exc
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.DatetimeTZDtype):
+            df[col] = df[col].dt.tz_convert(None)  # one clock: UTC, as for ISO text with offsets
+    return df
+
+
+def to_datetime64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Naive ``datetime64[us]`` values, and a mask of cells that are not readable dates.
+
+    Takes any source: ``datetime64`` of any unit (with a time zone: converted to UTC), Python
+    ``date``/``datetime`` objects, or ISO 8601 text (the contract's NA spellings are missing).
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        dates, unreadable = values, pd.Series(False, index=values.index)
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):
+            dates = dates.dt.tz_convert(None)
+        return dates.astype("datetime64[us]"), unreadable
+    text = values.astype("str").str.strip()
+    text = text.mask(text.isin(NA_VALUES) | values.isna())
+    try:
+        dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # mixed UTC offsets: compare them on one clock
+        dates = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        dates = dates.dt.tz_convert(None)
+    return dates.astype("datetime64[us]"), text.notna() & dates.isna()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --- CSV safety ----------------------------------------------------------------------------------
+
+
+def _neutralise_text(text: pd.Series) -> pd.Series:
+    risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool)
+    if not risky.any():
+        return text
+    plain = text[risky].str.fullmatch(PLAIN_NUMBER).fillna(False).astype(bool)
+    fix = risky.copy()
+    fix[risky] = ~plain.to_numpy()
+    return text.where(~fix, "'" + text)
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` where no cell (header included) can run as a spreadsheet formula.
+
+    A cell that starts with ``= + - @``, a tab or a carriage return and is not a plain decimal
+    number gets a leading apostrophe (OWASP's recommendation). ``-inf`` in a float column is not
+    a plain number: it is written as ``'-inf``. Booleans and dates are left as they are.
+    """
+    out = df.copy()
+    for i, col in enumerate(out.columns):
+        s = out.iloc[:, i]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        if pd.api.types.is_numeric_dtype(s):
+            if pd.api.types.is_float_dtype(s) and np.isneginf(s.to_numpy(dtype=float)).any():
+                fixed = s.astype(object).where(~np.isneginf(s.to_numpy(dtype=float)), "'-inf")
+                out[col] = fixed
+            continue
+        out[col] = _neutralise_text(s.astype("string"))
+    header = _neutralise_text(pd.Series([str(col) for col in out.columns], dtype="string"))
+    out.columns = header.tolist()
+    return out
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """Formula-safe CSV that Python's csv module and pandas read back as the same records."""
+    neutralise_formulas(df).to_csv(
+        path,
+        index=False,
+        date_format="%Y-%m-%d",
+        quoting=csv.QUOTE_MINIMAL,
+        lineterminator=CSV_LINE_END,
+        encoding="utf-8",
+    )
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write CSV (formula-safe) or Parquet by suffix, atomically. Returns the path."""
+    p = Path(path)
+    fmt = table_format(p)
+    with atomic_path(p) as tmp:
+        if fmt == "csv":
+            write_csv(df, tmp)
+        else:
+            df.to_parquet(tmp, index=False)
+    return p
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if np.isnan(obj) else float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        tmp.write_text(to_json(obj) + "\n", encoding="utf-8")
+    return p
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return p

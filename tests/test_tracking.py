@@ -34,3 +34,38 @@ def test_parallel_jobs_create_one_store_and_one_experiment(tmp_path: Path) -> No
 
 def test_flatten_gives_dotted_param_names() -> None:
     assert flatten({"model": {"params": {"C": 1}}, "seed": 3}) == {"model.params.C": 1, "seed": 3}
+
+
+def test_a_server_that_is_down_fails_fast_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    import pytest
+
+    from alliance_dropout.errors import TrackingStoreError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    with pytest.raises(TrackingStoreError) as err:
+        setup_tracking(uri, "x", tmp_path)
+    message = str(err.value)
+    assert uri in message and "unreachable" in message and "\n" not in message
+
+
+def test_a_store_that_cannot_be_created_fails_in_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    from alliance_dropout.errors import TrackingStoreError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(TrackingStoreError, match="tracking store"):
+        setup_tracking("", "x", blocker / "mlruns")
+
+
+def test_the_experiment_opens_on_training_runs(tmp_path: Path) -> None:
+    """Tagged as model development, so the UI does not open its GenAI view."""
+    setup_tracking("", "kind", tmp_path / "mlruns")
+    experiment = mlflow.get_experiment_by_name("kind")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

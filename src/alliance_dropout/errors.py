@@ -39,3 +39,7 @@ class OutputPathError(PipelineError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class TrackingStoreError(PipelineError):
+    """The MLflow tracking store cannot be reached or used (down, 401, 403, bad URI)."""

@@ -196,9 +196,9 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     io.table_format(output)  # fail on a bad suffix before any work
     paths = output_paths(output)
     io.check_outputs(paths.values(), input_files(cfg.data))
+    trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
     raw = load_raw_tables(cfg.data, require_outcomes=False)
     validated = validate_tables(raw, cfg.data)
-    trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
     model = trk.load_risk_model(cfg.model_uri)
     meta = trk.model_metadata(cfg.model_uri)
     caseload = score_caseload(

@@ -13,6 +13,8 @@ import importlib.metadata as md
 import os
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from mlflow import MlflowClient
 from mlflow.data.pandas_dataset import from_pandas
 
 from alliance_dropout.config import REPO_ROOT
-from alliance_dropout.errors import UntrustedModelError
+from alliance_dropout.errors import TrackingStoreError, UntrustedModelError
 
 PINNED_PACKAGES = (
     "scikit-learn",
@@ -64,18 +66,63 @@ def _store_lock(mlruns_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Tags the experiment as classic model development, so the MLflow UI opens on its training
+# runs (not the GenAI traces view it shows for an untagged experiment).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def check_store(uri: str) -> None:
+    """Fail fast, in one line naming the URI, when the store cannot be used (before any work).
+
+    A server is probed at ``/health`` first (MLflow's client would otherwise retry a refused
+    connection for minutes), then asked for one experiment, which surfaces 401 and 403.
+    """
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+                pass
+        except urllib.error.HTTPError as exc:
+            raise TrackingStoreError(f"tracking store {uri}: HTTP {exc.code} at /health") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingStoreError(f"tracking store {uri}: unreachable ({reason})") from None
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as exc:
+        raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
+    except Exception as exc:  # e.g. a database URI whose driver or file cannot be opened
+        raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
+
+
 def setup_tracking(uri: str, experiment: str, mlruns_dir: str | os.PathLike[str]) -> str:
-    """Point MLflow at the store, create it and the experiment once (under a lock)."""
+    """Point MLflow at the store, create it and the experiment once (under a lock).
+
+    Any problem with the store is a one-line TrackingStoreError naming the URI.
+    """
     mlruns = Path(mlruns_dir)
     resolved = resolve_uri(uri, mlruns)
-    mlflow.set_tracking_uri(resolved)
-    mlflow.set_registry_uri(resolved)
     local = resolved.startswith("sqlite:///")
-    with _store_lock(mlruns) if local else contextlib.nullcontext():
-        if mlflow.get_experiment_by_name(experiment) is None:
-            artifacts = (mlruns / "artifacts").resolve().as_uri() if local else None
-            mlflow.create_experiment(experiment, artifact_location=artifacts)
-    mlflow.set_experiment(experiment)
+    try:
+        lock = _store_lock(mlruns) if local else contextlib.nullcontext()
+        with lock:
+            check_store(resolved)
+            mlflow.set_tracking_uri(resolved)
+            mlflow.set_registry_uri(resolved)
+            if mlflow.get_experiment_by_name(experiment) is None:
+                artifacts = (mlruns / "artifacts").resolve().as_uri() if local else None
+                mlflow.create_experiment(
+                    experiment, artifact_location=artifacts, tags=EXPERIMENT_KIND
+                )
+    except OSError as exc:
+        raise TrackingStoreError(f"tracking store {resolved}: {exc.strerror or exc}") from None
+    active = mlflow.set_experiment(experiment)
+    if active.tags.get("mlflow.experimentKind") is None:
+        mlflow.set_experiment_tags(EXPERIMENT_KIND)
     return resolved
 
 

@@ -147,8 +147,9 @@ def run(cfg: TrainRunConfig) -> RunSummary:
     )
     out = Path(cfg.output_dir)
     settings = feature_settings(cfg)
-    data = prepare_data(cfg, settings)
+    # the store first: a wrong URI or a server that is down fails before any work
     uri = trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
+    data = prepare_data(cfg, settings)
     with trk.run(cfg.run_name) as run_id:
         _log_context(cfg, resolved, data)
         fitted = fit_models(cfg, data, settings)

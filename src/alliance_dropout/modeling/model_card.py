@@ -153,11 +153,12 @@ def render_model_card(
         "match it. Load models only from your own registry.",
         "",
         "## Promotion gate",
-        "A registered model becomes @champion only if, on clients neither model saw in training ",
-        "(the champion's later-starting clients, or the champion's recipe refitted on this ",
-        "training split), the lower bound of the paired bootstrap 95% interval of its ROC AUC gain ",
-        "over the champion and over the best reference rule is above the margin, the test set ",
-        "holds enough dropouts, and its risks are calibrated on it. A tie never promotes.",
+        "A registered model becomes @champion only if, on clients neither model saw in ",
+        "training (the champion's later-starting clients, or the champion's recipe refitted on ",
+        "this training split), the lower bound of the paired bootstrap 95% interval of its ",
+        "ROC AUC gain over the champion and over the best reference rule is above the margin, ",
+        "the test set holds enough dropouts, and its risks are calibrated on it. A tie never ",
+        "promotes.",
     ]
     if promotion:
         lines += ["", "## Registry decision", promotion]

@@ -13,7 +13,7 @@ from _console import print_training_summary
 from omegaconf import DictConfig
 
 from alliance_dropout import training
-from alliance_dropout.cli import run_entry
+from alliance_dropout.cli import in_sweep, run_entry
 from alliance_dropout.config import REPO_ROOT, register_configs, to_object
 
 register_configs()
@@ -21,7 +21,7 @@ register_configs()
 
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="run", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    return run_entry(lambda: print_training_summary(training.run(to_object(cfg))))
+    return run_entry(lambda: print_training_summary(training.run(in_sweep(to_object(cfg)))))
 
 
 if __name__ == "__main__":

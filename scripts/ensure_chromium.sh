@@ -24,8 +24,11 @@ fi
 
 echo "ensure_chromium: chromium not found; installing Debian's 'chromium' package with apt-get"
 export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+# wait (up to 5 minutes) for another apt/dpkg process to release its lock instead of failing
+APT_WAIT=(-o DPkg::Lock::Timeout=300)
+"${SUDO[@]}" apt-get "${APT_WAIT[@]}" update -qq
+"${SUDO[@]}" apt-get "${APT_WAIT[@]}" install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
 
 installed="$(find_chromium)"
 if [[ -z "$installed" ]]; then

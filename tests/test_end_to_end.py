@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from alliance_dropout import contract as c
-from alliance_dropout import io, training
+from alliance_dropout import io, tracking, training
 from alliance_dropout.config import REPO_ROOT, to_object
 from alliance_dropout.config.simulate import SimulateConfig
 from alliance_dropout.contract import RISK_LIST_COLUMNS
@@ -76,7 +76,12 @@ def test_run_holds_config_lineage_metrics_plots_card_and_model(workspace):
     mlflow.set_tracking_uri(workspace["uri"])
     client = MlflowClient()
     run = client.get_run(workspace["summary"].run_id)
-    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    params, tags = run.data.params, run.data.tags
+    # the store groups metric names (test/..., data/...); read them back by the flat key
+    stored = run.data.metrics
+    metrics = {k: stored[tracking.metric_name(k)] for k in workspace["summary"].metrics}
+    assert stored["a_headline/roc_auc"] == metrics["test_model_roc_auc"]
+    assert run.data.tags["mlflow.note.content"].startswith("**Held-out test set**")
     assert params["model.kind"] == "lightgbm"
     assert tags["git_commit"]
     assert "dropout" in tags["label_definition"]

@@ -111,3 +111,21 @@ def test_cli_quarantine_limit_exits_2_and_writes_nothing(tmp_path):
     assert result.returncode == 2
     assert "data.max_quarantine_share" in result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_a_misspelt_column_is_named_with_what_was_found_and_the_fix(tmp_path):
+    sessions, outcomes = write_export(tmp_path / "in")
+    frame = pd.read_csv(sessions).rename(columns={c.SESSION_DATE: "Session_Dat"})
+    frame.to_csv(sessions, index=False)
+    result = run_cli(
+        tmp_path,
+        f"data.sessions={sessions}",
+        f"data.outcomes={outcomes}",
+        f"output_dir={tmp_path / 'validated'}",
+    )
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert "Columns found:" in message and "'Session_Dat'" in message
+    assert "for 'session_date' did you mean 'Session_Dat'?" in message
+    assert "conf/data/example_clinic.yaml" in message

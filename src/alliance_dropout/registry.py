@@ -316,6 +316,24 @@ def register_and_gate(
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     trk.set_tags(tags | {"registered_version": version})
-    client.update_model_version(name, version, description=reason)
     log.info("registry: version %s %s", version, reason)
     return PromotionDecision(promoted, reason, version, champion_version, figures)
+
+
+MODEL_DESCRIPTION = (
+    "Probability that a psychotherapy episode ends in dropout (the client ends treatment "
+    "unilaterally), from session-by-session alliance (WAI-SR), symptoms and attendance, as of "
+    "the client's latest session. Send raw session rows; see each version's description for "
+    "its test-set figures and the promotion decision, and the run's model_card.md for its "
+    "intended use and limits. @champion is moved only by the promotion gate."
+)
+
+
+def describe_version(name: str, decision: PromotionDecision, summary: str) -> None:
+    """The registered model's description (once) and the version's: the model card's summary
+    (headline metrics with CIs) and the gate's decision in plain words."""
+    client = MlflowClient()
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=MODEL_DESCRIPTION)
+    if decision.version is not None:
+        client.update_model_version(name, decision.version, description=summary)

@@ -183,8 +183,42 @@ def log_params(params: dict[str, Any]) -> None:
     mlflow.log_params({k: _param_text(v) for k, v in flatten(params).items()})
 
 
+# Metric names in the store carry a group prefix, so the UI groups them (and the headline
+# comes first) instead of listing 160 names alphabetically with data counts before test AUC.
+HEADLINE = {
+    "test_model_roc_auc": "roc_auc",
+    "test_model_pr_auc": "pr_auc",
+    "test_model_brier": "brier",
+    "test_model_calibration_slope": "calibration_slope",
+    "test_model_calibration_intercept": "calibration_intercept",
+}
+_GROUPS = (
+    ("test_landmark_", "landmark/"),
+    ("test_gain_vs_", "gate/gain_vs_"),
+    ("test_", "test/"),
+    ("data_", "data/"),
+    ("cv_", "cv/"),
+    ("tune_", "cv/tune_"),
+    ("subgroup_", "subgroup/"),
+)
+
+
+def metric_name(key: str) -> str:
+    """The store's name of a metric: ``test_model_roc_auc`` -> ``test/model_roc_auc``."""
+    for prefix, group in _GROUPS:
+        if key.startswith(prefix):
+            return group + key.removeprefix(prefix)
+    return f"run/{key}"
+
+
 def log_metrics(metrics: dict[str, float]) -> None:
-    mlflow.log_metrics(metrics)
+    """Log under grouped names; the model's headline figures also under ``a_headline/``."""
+    named = {metric_name(k): v for k, v in metrics.items()}
+    for key, short in HEADLINE.items():
+        for suffix in ("", "_ci_low", "_ci_high"):
+            if key + suffix in metrics:
+                named[f"a_headline/{short}{suffix}"] = metrics[key + suffix]
+    mlflow.log_metrics(named)
 
 
 def log_text(text: str, artifact_file: str) -> None:
@@ -200,10 +234,41 @@ def set_tags(tags: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def run(name: str | None) -> Iterator[str]:
-    """One MLflow run; yields its id."""
-    with mlflow.start_run(run_name=name) as active:
+def run(
+    name: str | None, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+) -> Iterator[str]:
+    """One MLflow run (a child of ``parent_run_id`` if given); yields its id."""
+    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, tags=tags) as active:
         yield active.info.run_id
+
+
+SWEEP_TAG = "sweep"
+
+
+def sweep_parent(experiment_name: str, sweep: str, name: str) -> str:
+    """The parent run of a sweep (found by its ``sweep`` tag, created by the first job)."""
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    assert experiment is not None  # setup_tracking created it
+    found = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.{SWEEP_TAG} = '{sweep}' and tags.sweep_parent = 'true'",
+        max_results=1,
+    )
+    if found:
+        return str(found[0].info.run_id)
+    parent = client.create_run(
+        experiment.experiment_id,
+        run_name=name,
+        tags={SWEEP_TAG: sweep, "sweep_parent": "true"},
+    )
+    client.set_terminated(parent.info.run_id)
+    return str(parent.info.run_id)
+
+
+def describe_run(run_id: str, text: str) -> None:
+    """The run's description in the UI (markdown)."""
+    MlflowClient().set_tag(run_id, "mlflow.note.content", text)
 
 
 @contextlib.contextmanager
@@ -379,14 +444,14 @@ def model_metadata(model_uri: str) -> dict[str, Any]:
             "Calibration intercept": "calibration_intercept",
         }
         for label, key in labels.items():
-            k = f"test_model_{key}"
+            k = metric_name(f"test_model_{key}")
             if k in metrics:
                 meta["test_metrics"][label] = (
                     metrics[k],
                     metrics.get(f"{k}_ci_low"),
                     metrics.get(f"{k}_ci_high"),
                 )
-        n = metrics.get("test_n_clients")
+        n = metrics.get(metric_name("test_n_clients"))
         if n:
             meta["test_set_note"] = (
                 f"Held-out test set of {int(n)} clients never used in training; 95% CIs by "

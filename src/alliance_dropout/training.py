@@ -41,6 +41,7 @@ from alliance_dropout.modeling.model_card import render_model_card
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.modeling.reference_rules import RULES, reference_scores
 from alliance_dropout.modeling.tuning import tune
+from alliance_dropout.progress import timed
 from alliance_dropout.serving import model_signature, synthetic_input_example
 from alliance_dropout.validation import ValidatedData, run_validation
 
@@ -138,6 +139,14 @@ def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSetting
     return FittedModels(main, recipe, model_cfg, scores)
 
 
+def run_name(cfg: TrainRunConfig) -> str:
+    """What the run is: e.g. ``lightgbm-seed42``, ``quick-logreg-seed7``, ``...-job3``."""
+    parts = [cfg.run_name, cfg.model.kind.value, f"seed{cfg.seed}"]
+    if cfg.job_num is not None:
+        parts.append(f"job{cfg.job_num}")
+    return "-".join(p for p in parts if p)
+
+
 def run(cfg: TrainRunConfig) -> RunSummary:
     """Run the whole training stage and track it as one MLflow run."""
     started = time.perf_counter()
@@ -149,40 +158,109 @@ def run(cfg: TrainRunConfig) -> RunSummary:
     settings = feature_settings(cfg)
     # the store first: a wrong URI or a server that is down fails before any work
     uri = trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
-    data = prepare_data(cfg, settings)
-    with trk.run(cfg.run_name) as run_id:
+    with timed(log, "data") as step:
+        data = prepare_data(cfg, settings)
+        step["text"] = (
+            f"{len(data.labels)} labeled episodes; {len(data.train.y)} training and "
+            f"{len(data.test.y)} test rows"
+        )
+    parent, tags = None, {}
+    if cfg.sweep:
+        parent = trk.sweep_parent(
+            cfg.tracking.experiment, cfg.sweep, f"sweep-{Path(cfg.sweep).name}"
+        )
+        tags = {trk.SWEEP_TAG: cfg.sweep}
+    with trk.run(run_name(cfg), parent_run_id=parent, tags=tags) as run_id:
         _log_context(cfg, resolved, data)
-        fitted = fit_models(cfg, data, settings)
+        with timed(log, "fit") as step:
+            fitted = fit_models(cfg, data, settings)
+            step["text"] = (
+                f"{fitted.main_cfg.kind.value} and {len(fitted.test_scores) - 1} comparator(s)"
+            )
         trk.log_params({f"fitted.{k}": v for k, v in fitted.main_cfg.params.items()})
         # after fitting: the dictionary documents the learned features with the model's settings
         trk.log_text(render_markdown(fitted.main.feature_specs()), "features/feature_dictionary.md")
-        rules = reference_scores(data.validated.sessions, data.test.X, settings.alliance, cfg.rules)
-        rule_scores = {name: rules[name].to_numpy() for name in RULES}
-        result = evaluate(
-            data.test.X,
-            data.test.y,
-            fitted.test_scores,
-            rule_scores,
-            MAIN,
-            cfg.evaluation,
-            cfg.seed,
-            _audit_frame(data.validated, cfg.data),
-        )
-        metrics = result.flat_metrics()
-        trk.log_metrics(metrics)
-        log.info("evaluated on %d test clients", result.n_clients)
-        _log_evaluation(result, fitted.main, data.test, {**fitted.test_scores, **rule_scores})
-
-        logged = trk.log_model(fitted.main, "model", synthetic_input_example(), model_signature())
-        trk.set_tags({reg.RECIPE_TAG: reg.recipe_tag(fitted.recipe)})
+        with timed(log, "evaluate") as step:
+            rules = reference_scores(
+                data.validated.sessions, data.test.X, settings.alliance, cfg.rules
+            )
+            rule_scores = {name: rules[name].to_numpy() for name in RULES}
+            result = evaluate(
+                data.test.X,
+                data.test.y,
+                fitted.test_scores,
+                rule_scores,
+                MAIN,
+                cfg.evaluation,
+                cfg.seed,
+                _audit_frame(data.validated, cfg.data),
+            )
+            metrics = result.flat_metrics()
+            trk.log_metrics(metrics)
+            step["text"] = (
+                f"{result.n_clients} test clients, "
+                f"{cfg.evaluation.n_bootstrap} bootstrap replicates"
+            )
+        with timed(log, "track") as step:
+            _log_evaluation(result, fitted.main, data.test, {**fitted.test_scores, **rule_scores})
+            logged = trk.log_model(
+                fitted.main, "model", synthetic_input_example(), model_signature()
+            )
+            trk.set_tags({reg.RECIPE_TAG: reg.recipe_tag(fitted.recipe)})
+            step["text"] = "config, lineage, tables, plots and model logged"
         promotion = None
         if cfg.register:
-            promotion = _register(cfg, logged, run_id, result, data, fitted)
-        trk.log_text(_model_card(cfg, data, fitted, result, run_id, promotion), "model_card.md")
+            with timed(log, "register") as step:
+                promotion = _register(cfg, logged, run_id, result, data, fitted)
+                step["text"] = f"version {promotion.version}, " + (
+                    "promoted" if promotion.promoted else "not promoted"
+                )
+        card = _model_card(cfg, data, fitted, result, run_id, promotion)
+        trk.log_text(card, "model_card.md")
+        description = run_description(result, promotion)
+        trk.describe_run(run_id, description)
+        if promotion is not None:
+            reg.describe_version(cfg.tracking.registered_model_name, promotion, description)
         trk.log_metrics({"duration_s": time.perf_counter() - started})
         summary = {"run_id": run_id, "tracking_uri": uri, "headline": _headline(result)}
         io.write_json(summary, out / "run_summary.json")
+    log.info("training: run %s in %.0f s", run_id, time.perf_counter() - started)
     return RunSummary(run_id, uri, metrics, promotion, out)
+
+
+def run_description(result: EvaluationResult, promotion: reg.PromotionDecision | None) -> str:
+    """The run's headline in plain words: metrics with 95% CIs, then the registry decision."""
+    labels = {
+        "roc_auc": "ROC AUC",
+        "pr_auc": "PR AUC",
+        "brier": "Brier score",
+        "calibration_slope": "Calibration slope",
+        "calibration_intercept": "Calibration intercept",
+    }
+    rows = result.overall[result.overall.score == MAIN].set_index("metric")
+    lines = [
+        f"**Held-out test set**: {result.n_clients} clients, {result.n_rows} client-landmark "
+        f"rows, dropout prevalence {result.prevalence:.3f}. 95% CIs by client bootstrap.",
+        "",
+        "| metric | estimate (95% CI) |",
+        "|---|---|",
+    ]
+    for key, label in labels.items():
+        if key in rows.index:
+            r = rows.loc[key]
+            lines.append(f"| {label} | {r.value:.3f} ({r.ci_low:.3f} to {r.ci_high:.3f}) |")
+    for r in result.overall[
+        result.overall.score.str.startswith(f"{MAIN} - ") & (result.overall.metric == "roc_auc")
+    ].itertuples():
+        other = str(r.score).removeprefix(f"{MAIN} - ")
+        lines.append(
+            f"| ROC AUC gain over {other} | {r.value:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f}) |"
+        )
+    lines += [
+        "",
+        "**Registry**: " + (promotion.reason if promotion else "not registered (train only)"),
+    ]
+    return "\n".join(lines)
 
 
 def _model_card(

@@ -62,7 +62,12 @@ class TrainRunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     seed: int = 42
     register: bool = False
+    # the MLflow run is named "<run_name>-<model kind>-seed<seed>" (run_name optional)
     run_name: str | None = None
+    # set by the entry point in a Hydra multirun: the sweep's id (its jobs become child runs of
+    # one parent run tagged with it) and the job's number (its own output folder)
+    sweep: str | None = None
+    job_num: int | None = None
     output_dir: str = MISSING
 
 

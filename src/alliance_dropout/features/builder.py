@@ -21,6 +21,7 @@ from alliance_dropout.features import alliance as alliance_family
 from alliance_dropout.features import attendance, ruptures, sudden_gains, symptoms
 from alliance_dropout.features import grouped as g
 from alliance_dropout.features.dictionary import feature_dictionary
+from alliance_dropout.progress import progress
 
 FEATURE_DTYPE = np.float32
 ID_COLUMNS = ("client_id", "therapist_id", "landmark_session", "landmark_date")
@@ -206,7 +207,8 @@ def build_features(
     slot = {name: k for k, name in enumerate(columns)}
     filled: set[str] = set()
     # whole clients at a time, so that the per-row intermediates stay small
-    for first_row, end_row in _client_chunks(rows.client_start, chunk_rows):
+    chunks = _client_chunks(rows.client_start, chunk_rows)
+    for first_row, end_row in progress(chunks, "features (client chunks)"):
         lo, hi = np.searchsorted(picked, [first_row, end_row])
         part = rows.window(first_row, end_row)
         for family in _families(part, cfg, symptom, picked[lo:hi] - first_row):

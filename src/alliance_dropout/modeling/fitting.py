@@ -22,6 +22,7 @@ from alliance_dropout.config.modeling import (
 )
 from alliance_dropout.features.builder import FeatureSettings
 from alliance_dropout.modeling.models import DropoutRiskModel, make_pipeline
+from alliance_dropout.progress import progress
 
 Folds = list[tuple[np.ndarray, np.ndarray]]
 
@@ -79,7 +80,7 @@ def subset(ex: Examples, idx: np.ndarray) -> Examples:
 def early_stopped_rounds(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int) -> int:
     """Median best iteration of LightGBM over grouped CV folds (validation = the held-out fold)."""
     best = []
-    for fit_idx, val_idx in folds:
+    for fit_idx, val_idx in progress(folds, "early stopping on CV folds"):
         pipe = make_pipeline(cfg, seed)
         features = pipe[:-1]
         X_fit = features.fit_transform(ex.X.iloc[fit_idx], ex.y[fit_idx])
@@ -104,7 +105,7 @@ def early_stopped_rounds(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int
 def cv_auc(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int) -> float:
     """Mean ROC AUC of the uncalibrated pipeline over grouped CV folds (a tuning objective)."""
     aucs = []
-    for fit_idx, val_idx in folds:
+    for fit_idx, val_idx in progress(folds, "CV folds"):
         pipe = make_pipeline(cfg, seed).fit(ex.X.iloc[fit_idx], ex.y[fit_idx])
         p = pipe.predict_proba(ex.X.iloc[val_idx])[:, 1]
         aucs.append(roc_auc_score(ex.y[val_idx], p))

@@ -18,6 +18,8 @@ from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from alliance_dropout.progress import progress
+
 EPS = 1e-6
 MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
 
@@ -188,10 +190,10 @@ def bootstrap_table(
     replicates, whose interval answers "is the reference really better" far more tightly than
     two overlapping marginal intervals do.
     """
+    pairs = [(s, m, fn) for s in scores for m, fn in metrics[s].items()]
     reps = {
-        (s, m): bootstrap(y, p, fn, weights)
-        for s, p in scores.items()
-        for m, fn in metrics[s].items()
+        (s, m): bootstrap(y, scores[s], fn, weights)
+        for s, m, fn in progress(pairs, f"bootstrap ({len(weights)} replicates)")
     }
     rows = [
         {"score": s, "metric": m, **interval(r.replicates, r.estimate, ci_level).as_dict()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from typing import Any
 
 import optuna
@@ -32,7 +33,13 @@ def tune(
         return auc
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, n_trials=cfg.n_trials, timeout=cfg.timeout_s)
+    study.optimize(
+        objective,
+        n_trials=cfg.n_trials,
+        timeout=cfg.timeout_s,
+        show_progress_bar=sys.stderr.isatty(),
+    )
+    log.info("tuning: best CV ROC AUC %.4f with %s", study.best_value, study.best_params)
     trk.log_params({f"best.{k}": v for k, v in study.best_params.items()})
     trk.log_metrics({"tune_best_cv_roc_auc": study.best_value})
     return dataclasses.replace(model_cfg, params={**model_cfg.params, **study.best_params})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 
@@ -86,6 +87,24 @@ def load_raw_tables(cfg: DataConfig, *, require_outcomes: bool) -> RawTables:
     )
 
 
+def _columns_hint(missing: list[str], found: list[str]) -> str:
+    """What the file has, the closest match per missing column, and how to map other names."""
+    shown = ", ".join(repr(col) for col in found[:20]) + (" ..." if len(found) > 20 else "")
+    guesses = []
+    lowered = {f.lower(): f for f in found}
+    for name in missing:
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+        if close:
+            guesses.append(f"for '{name}' did you mean {lowered[close[0]]!r}?")
+    hint = f"Columns found: {shown}."
+    if guesses:
+        hint += " " + "; ".join(guesses)
+    return (
+        hint + " An export with other column names needs a data-source config that maps them "
+        "(data=<clinic>; copy conf/data/example_clinic.yaml)."
+    )
+
+
 def _canonical_columns(
     df: pd.DataFrame,
     path: str,
@@ -105,7 +124,10 @@ def _canonical_columns(
         mapped = f" (the contract's '{first}', via data.columns)" if source[first] != first else ""
         also = f"; also missing: {[source[m] for m in missing[1:]]}" if missing[1:] else ""
         raise InputFileError(
-            path, f"required {table} column missing{mapped}{also}", column=source[first]
+            path,
+            f"required {table} column missing{mapped}{also}. "
+            + _columns_hint([source[m] for m in missing], list(map(str, df.columns))),
+            column=source[first],
         )
     present = [col for col in source if source[col] in df.columns]
     used = {source[col] for col in present}

@@ -46,6 +46,7 @@ def workspace(tmp_path_factory):
         f"data.outcomes={paths['outcomes']}",
         f"data.clients={paths['clients']}",
         "data.audit_attributes=[gender,age_band]",
+        "data.client_features=[]",  # the same inputs whichever data config is composed
         f"paths.mlruns_dir={root / 'mlruns'}",
         f"paths.outputs_dir={root / 'outputs'}",
         f"tracking.uri={uri}",

@@ -35,7 +35,7 @@ def run_entry(task: Callable[[], T]) -> T:
 def echo(message: str, *args: Any) -> None:
     """User-facing line (never raw rows or client ids): through ``logging`` when the entry
     point configured it (Hydra does: console and the job's log file), else on stdout."""
-    if logging.getLogger().handlers:
+    if HydraConfig.initialized():  # Hydra configured logging: console and the job's log file
         log.info(message, *args)
     else:
         print(message % args if args else message, flush=True)

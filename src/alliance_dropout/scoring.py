@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,32 @@ def _flags(X: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig) -> pd.D
     )
 
 
+class StageClock:
+    """Seconds spent per named stage (summed over chunks), for the summary and the benchmark."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
 def score_chunk(
-    sessions: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig
+    sessions: pd.DataFrame,
+    model: DropoutRiskModel,
+    cfg: ScoringConfig,
+    clock: StageClock | None = None,
 ) -> pd.DataFrame:
     """Risk, reasons and flags for the clients of one chunk of validated session rows."""
+    clock = clock or StageClock()
+    clock.lap("score (other)")
     X = model.landmark_frame(sessions, None)
+    clock.lap("features")
     risk = model.predict_proba(X)
+    clock.lap("model")
     values = model.transform_features(X)  # incl. learned context, as the model sees them
     contrib = model.contributions(X)
     definitions = {s.name: s.definition for s in model.feature_specs()}
@@ -93,7 +114,9 @@ def score_chunk(
     )
     out["dropout_risk"] = risk
     out["top_reasons"] = top_reasons(contrib, values, definitions, phrase_for, cfg.n_reasons)
-    return pd.concat([out, _flags(values, model, cfg)], axis=1)
+    flagged = pd.concat([out, _flags(values, model, cfg)], axis=1)
+    clock.lap("reasons")
+    return flagged
 
 
 def client_chunks(sessions: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -112,12 +135,13 @@ def score_caseload(
     model_id: str,
     cfg: ScoringConfig,
     progress: bool = True,
+    clock: StageClock | None = None,
 ) -> ScoredCaseload:
     """Score every active client as of its latest row; rank by risk, highest first."""
     active, n_skipped = active_sessions(sessions, outcomes)
     chunks = client_chunks(active, cfg.chunk_clients)
     parts = [
-        score_chunk(chunk, model, cfg)
+        score_chunk(chunk, model, cfg, clock)
         for chunk in tqdm(
             chunks, desc="scoring", unit="chunk", disable=not progress or len(chunks) < 2
         )
@@ -163,12 +187,15 @@ class ScoringSummary:
     n_quarantined_clients: int
     tier_counts: dict[str, int]
     seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         tiers = ", ".join(f"{k} {v}" for k, v in self.tier_counts.items())
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items())
         return (
             f"scored {self.n_scored} clients; skipped {self.n_skipped_ended} already ended; "
             f"quarantined {self.n_quarantined_clients}; tiers: {tiers}; {self.seconds:.1f} s"
+            + (f" ({stages} s)" if stages else "")
         )
 
 
@@ -192,22 +219,35 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     nothing; a previous run's report is removed when this run writes none.
     """
     started = time.perf_counter()
+    clock = StageClock()
     output = Path(cfg.output)
     io.table_format(output)  # fail on a bad suffix before any work
     paths = output_paths(output)
     io.check_outputs(paths.values(), input_files(cfg.data))
     trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
-    raw = load_raw_tables(cfg.data, require_outcomes=False)
-    validated = validate_tables(raw, cfg.data)
+    # the model first: it fails fast, and it names the covariates the clients table must hold
     model = trk.load_risk_model(cfg.model_uri)
     meta = trk.model_metadata(cfg.model_uri)
+    covariates = model.settings.covariates
+    data_cfg = dataclasses.replace(
+        cfg.data, client_features=sorted({*cfg.data.client_features, *covariates.names})
+    )
+    clock.lap("model load")
+    raw = load_raw_tables(data_cfg, require_outcomes=False)
+    clock.lap("read")
+    validated = validate_tables(raw, data_cfg)
+    sessions = covariates.attach_to_sessions(
+        validated.sessions, validated.clients, str(cfg.data.sessions)
+    )
+    clock.lap("validate")
     caseload = score_caseload(
-        validated.sessions,
+        sessions,
         validated.outcomes,
         model,
         meta["model_id"],
         cfg.scoring,
         progress,
+        clock,
     )
     tiers = caseload.scored["risk_tier"].value_counts().reindex(["high", "medium", "low"])
     tier_counts = {k: int(v) for k, v in tiers.fillna(0).items()}
@@ -216,13 +256,16 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
         io.write_table(caseload.scored, staged[paths["scores"]])
         io.write_table(validated.quarantine, staged[paths["quarantine"]])
         io.write_json(validated.report, staged[paths["validation"]])
+        clock.lap("write")
         if cfg.scoring.report:
             html = render_caseload_report(
                 caseload.scored,
                 caseload.histories,
                 report_meta(cfg, meta, model, validated.report, caseload, tier_counts),
             )
+            clock.lap("report")
             io.write_text(html, staged[paths["report"]])
+    clock.lap("write")
     return ScoringSummary(
         output=output,
         report=paths["report"] if cfg.scoring.report else None,
@@ -231,6 +274,7 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
         n_quarantined_clients=n_quarantined,
         tier_counts=tier_counts,
         seconds=time.perf_counter() - started,
+        stage_seconds=clock.seconds,
     )
 
 

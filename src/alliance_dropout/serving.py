@@ -21,6 +21,7 @@ from mlflow.types import ColSpec, Schema
 from alliance_dropout import contract as c
 from alliance_dropout import tracking as trk
 from alliance_dropout.config import DataConfig, ScaleConfig
+from alliance_dropout.features.covariates import Covariates
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.validation import RawTables, client_keys, validate_tables
 
@@ -78,8 +79,24 @@ def score_sessions(model: DropoutRiskModel, sessions: pd.DataFrame) -> pd.DataFr
             "row that failed validation"
             + _checks_sentence(validated.client_checks, "failed checks")
         )
-    risks = model.predict_latest(validated.sessions).set_index(c.CLIENT_ID)
+    risks = model.predict_latest(_with_covariates(model, sessions, validated.sessions))
+    risks = risks.set_index(c.CLIENT_ID)
     return _answer(requested, risks, validated.client_checks)
+
+
+def _with_covariates(
+    model: DropoutRiskModel, request: pd.DataFrame, valid: pd.DataFrame
+) -> pd.DataFrame:
+    """Valid rows with the model's covariates taken from the request's own columns (a client's
+    latest row counts; a covariate not sent is missing for every client)."""
+    names = model.settings.covariates.names
+    if not names:
+        return valid
+    clients = request[[c.CLIENT_ID]].assign(
+        **{n: request[n] if n in request.columns else None for n in names}
+    )
+    clients[c.CLIENT_ID] = client_keys(clients[c.CLIENT_ID])
+    return model.settings.covariates.attach_to_sessions(valid, clients, "<request>")
 
 
 def _checks_sentence(client_checks: pd.Series, label: str) -> str:
@@ -159,12 +176,14 @@ def synthetic_input_example() -> pd.DataFrame:
     )
 
 
-def model_signature() -> ModelSignature:
-    """Session columns in; out, per client: its risk, or the checks that excluded it.
+def model_signature(covariates: Covariates | None = None) -> ModelSignature:
+    """Session columns in (plus the model's baseline covariates, repeated on a client's rows,
+    optional); out, per client: its risk, or the checks that excluded it.
 
     ``as_of_session`` and ``dropout_risk`` are null for an excluded client, ``excluded_because``
     is null for a scored one (MLflow's column specs cannot say "nullable": ``required=False``).
     """
+    covariates = covariates or Covariates()
     inputs = Schema(
         [
             ColSpec("string", c.CLIENT_ID),
@@ -176,6 +195,8 @@ def model_signature() -> ModelSignature:
             ColSpec("double", c.ALLIANCE_THERAPIST),
             ColSpec("double", c.SYMPTOM_SCORE),
             *[ColSpec("double", name, required=False) for name in c.ALLIANCE_SUBSCALES],
+            *[ColSpec("double", name, required=False) for name in covariates.numeric],
+            *[ColSpec("string", name, required=False) for name in covariates.categorical],
         ]
     )
     outputs = Schema(

@@ -7,6 +7,7 @@ Each step is a function of its own: data preparation, fitting, evaluation, the r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from alliance_dropout import tracking as trk
 from alliance_dropout.config import DataConfig, TrainRunConfig
 from alliance_dropout.config.modeling import LabelDefinition, ModelConfig
 from alliance_dropout.features.builder import FeatureSettings
+from alliance_dropout.features.covariates import Covariates
 from alliance_dropout.modeling import plots
 from alliance_dropout.modeling.evaluation import EvaluationResult, evaluate
 from alliance_dropout.modeling.feature_docs import render_markdown
@@ -63,6 +65,7 @@ class TrainingData:
     """Validated tables, labels and the landmark examples split into train and test."""
 
     validated: ValidatedData
+    sessions: pd.DataFrame  # validated session rows with their client's covariate columns
     labels: pd.Series
     train: Examples
     test: Examples
@@ -81,8 +84,12 @@ def feature_settings(cfg: TrainRunConfig) -> FeatureSettings:
     return FeatureSettings(cfg.features, cfg.data.symptom.to_scale(), cfg.data.alliance.to_scale())
 
 
-def prepare_data(cfg: TrainRunConfig, settings: FeatureSettings) -> TrainingData:
-    """Validate, label episodes, build landmark examples, split by client (or therapist)."""
+def prepare_data(cfg: TrainRunConfig) -> tuple[TrainingData, FeatureSettings]:
+    """Validate, label episodes, build landmark examples, split by client (or therapist).
+
+    The feature settings are completed here: the baseline covariates' kinds and kept levels are
+    learned from the clients table (no outcome is used).
+    """
     validated = run_validation(cfg.data, Path(cfg.output_dir) / "validated", require_outcomes=True)
     log.info(
         "validated: %d session rows, %d clients",
@@ -90,13 +97,20 @@ def prepare_data(cfg: TrainRunConfig, settings: FeatureSettings) -> TrainingData
         validated.sessions[c.CLIENT_ID].nunique(),
     )
     assert validated.outcomes is not None  # require_outcomes
+    covariates = Covariates()
+    if cfg.data.client_features and validated.clients is not None:
+        covariates = Covariates.learn(validated.clients, list(cfg.data.client_features))
+    settings = dataclasses.replace(feature_settings(cfg), covariates=covariates)
+    sessions = covariates.attach_to_sessions(
+        validated.sessions, validated.clients, str(cfg.data.sessions)
+    )
     labels = episode_labels(validated.outcomes, validated.sessions, cfg.label)
-    examples = landmark_examples(validated.sessions, labels, settings, cfg.split.group_by)
+    examples = landmark_examples(sessions, labels, settings, cfg.split.group_by)
     examples = _open_label_rows(examples, cfg)
     train_idx, test_idx = train_test_split_groups(examples, cfg.split, cfg.seed)
     folds = grouped_folds(examples, train_idx, cfg.split.n_folds, cfg.seed)
     data = TrainingData(
-        validated, labels, subset(examples, train_idx), subset(examples, test_idx), folds
+        validated, sessions, labels, subset(examples, train_idx), subset(examples, test_idx), folds
     )
     log.info(
         "examples: %d train rows, %d test rows (%d landmarks)",
@@ -104,7 +118,7 @@ def prepare_data(cfg: TrainRunConfig, settings: FeatureSettings) -> TrainingData
         len(data.test.y),
         len(cfg.features.landmarks),
     )
-    return data
+    return data, settings
 
 
 def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSettings) -> FittedModels:
@@ -155,11 +169,10 @@ def run(cfg: TrainRunConfig) -> RunSummary:
         OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True),
     )
     out = Path(cfg.output_dir)
-    settings = feature_settings(cfg)
     # the store first: a wrong URI or a server that is down fails before any work
     uri = trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
     with timed(log, "data") as step:
-        data = prepare_data(cfg, settings)
+        data, settings = prepare_data(cfg)
         step["text"] = (
             f"{len(data.labels)} labeled episodes; {len(data.train.y)} training and "
             f"{len(data.test.y)} test rows"
@@ -181,9 +194,7 @@ def run(cfg: TrainRunConfig) -> RunSummary:
         # after fitting: the dictionary documents the learned features with the model's settings
         trk.log_text(render_markdown(fitted.main.feature_specs()), "features/feature_dictionary.md")
         with timed(log, "evaluate") as step:
-            rules = reference_scores(
-                data.validated.sessions, data.test.X, settings.alliance, cfg.rules
-            )
+            rules = reference_scores(data.sessions, data.test.X, settings.alliance, cfg.rules)
             rule_scores = {name: rules[name].to_numpy() for name in RULES}
             result = evaluate(
                 data.test.X,
@@ -204,7 +215,10 @@ def run(cfg: TrainRunConfig) -> RunSummary:
         with timed(log, "track") as step:
             _log_evaluation(result, fitted.main, data.test, {**fitted.test_scores, **rule_scores})
             logged = trk.log_model(
-                fitted.main, "model", synthetic_input_example(), model_signature()
+                fitted.main,
+                "model",
+                synthetic_input_example(),
+                model_signature(fitted.main.settings.covariates),
             )
             trk.set_tags({reg.RECIPE_TAG: reg.recipe_tag(fitted.recipe)})
             step["text"] = "config, lineage, tables, plots and model logged"
@@ -389,11 +403,11 @@ def _register(
         refit_on_training_split=lambda champion, recipe: _refit_on_training_split(
             cfg, data, champion, recipe
         ),
-        sessions=data.validated.sessions,
+        sessions=data.sessions,
         n_bootstrap=max(cfg.evaluation.n_bootstrap, 200),
         seed=cfg.seed,
     )
-    sessions = data.validated.sessions
+    sessions = data.sessions
     trained_on = sessions[sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())]
     return reg.register_and_gate(
         logged.model_uri,
@@ -411,7 +425,7 @@ def _refit_on_training_split(
 ) -> pd.DataFrame:
     """The champion's recipe (its feature settings and model config) fitted on this run's
     training clients; its risks on this run's test clients (client_id, landmark_session, risk)."""
-    sessions = data.validated.sessions
+    sessions = data.sessions
     train_rows = sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())
     examples = landmark_examples(
         sessions[train_rows], data.labels, champion.settings, cfg.split.group_by

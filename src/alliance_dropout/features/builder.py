@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from alliance_dropout.contract import Scale
 from alliance_dropout.features import alliance as alliance_family
 from alliance_dropout.features import attendance, ruptures, sudden_gains, symptoms
 from alliance_dropout.features import grouped as g
+from alliance_dropout.features.covariates import Covariates
 from alliance_dropout.features.dictionary import feature_dictionary
 from alliance_dropout.progress import progress
 
@@ -42,10 +43,13 @@ class FeatureSettings:
     features: FeaturesConfig
     symptom: Scale
     alliance: Scale
+    covariates: Covariates = field(default_factory=Covariates)
 
     def build(self, sessions: pd.DataFrame, landmarks: Sequence[int] | None = None) -> pd.DataFrame:
-        """:func:`build_features` under these settings."""
-        return build_features(sessions, self.features, self.symptom, self.alliance, landmarks)
+        """:func:`build_features` under these settings, plus the baseline covariate columns
+        (from the session rows' covariate columns: see ``Covariates.attach_to_sessions``)."""
+        X = build_features(sessions, self.features, self.symptom, self.alliance, landmarks)
+        return self.covariates.features(X, sessions)
 
 
 def feature_columns(cfg: FeaturesConfig) -> list[str]:

@@ -165,7 +165,11 @@ class DropoutRiskModel:
 
     def feature_specs(self) -> list[FeatureSpec]:
         """Dictionary of every feature the model sees, learned ones with its own settings."""
-        return feature_dictionary(self.features) + learned_feature_specs(self._pipelines()[0])
+        return (
+            feature_dictionary(self.features)
+            + self.settings.covariates.specs()
+            + learned_feature_specs(self._pipelines()[0])
+        )
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Log-odds contribution per feature (mean over the fitted pipelines, if several)."""

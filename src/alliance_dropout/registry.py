@@ -35,7 +35,7 @@ from mlflow import MlflowClient
 from alliance_dropout import contract as c
 from alliance_dropout import tracking as trk
 from alliance_dropout.config import TrackingConfig
-from alliance_dropout.config.modeling import ModelConfig, ModelKind
+from alliance_dropout.config.modeling import Framing, ModelConfig, ModelKind
 from alliance_dropout.modeling import metrics as m
 from alliance_dropout.modeling.fitting import Examples
 from alliance_dropout.modeling.models import DropoutRiskModel
@@ -196,12 +196,15 @@ def recipe_of(version: Any) -> ModelConfig:
         kind=ModelKind(raw["kind"]),
         class_weight=raw["class_weight"],
         early_stopping_rounds=int(raw["early_stopping_rounds"]),
+        framing=Framing(raw.get("framing", Framing.landmark.value)),
+        last_session=int(raw.get("last_session", 40)),
         params=dict(raw["params"]),
     )
 
 
 def recipe_tag(recipe: ModelConfig) -> str:
-    return json.dumps({**asdict(recipe), "kind": recipe.kind.value}, sort_keys=True)
+    fields = {**asdict(recipe), "kind": recipe.kind.value, "framing": recipe.framing.value}
+    return json.dumps(fields, sort_keys=True)
 
 
 def compare_with_champion(version: Any, ch: Challenger, cfg: TrackingConfig) -> AucGain:

@@ -23,7 +23,7 @@ from alliance_dropout import io
 from alliance_dropout import registry as reg
 from alliance_dropout import tracking as trk
 from alliance_dropout.config import DataConfig, TrainRunConfig
-from alliance_dropout.config.modeling import LabelDefinition, ModelConfig
+from alliance_dropout.config.modeling import Framing, LabelDefinition, ModelConfig
 from alliance_dropout.features.builder import FeatureSettings
 from alliance_dropout.features.covariates import Covariates
 from alliance_dropout.modeling import plots
@@ -38,6 +38,7 @@ from alliance_dropout.modeling.fitting import (
     subset,
     train_test_split_groups,
 )
+from alliance_dropout.modeling.hazard import fit_hazards, person_periods
 from alliance_dropout.modeling.labels import describe_label, episode_labels
 from alliance_dropout.modeling.model_card import render_model_card
 from alliance_dropout.modeling.models import DropoutRiskModel
@@ -139,11 +140,14 @@ def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSetting
 
     started = time.perf_counter()
     recipe = model_cfg
-    main, model_cfg = fit(model_cfg)
-    log.info("fitted %s in %.1f s", model_cfg.kind.value, time.perf_counter() - started)
+    if model_cfg.framing is Framing.hazard:
+        main = fit_hazard_recipe(cfg, data, settings, model_cfg, data.train)
+    else:
+        main, model_cfg = fit(model_cfg)
+    log.info("fitted %s in %.1f s", main.model_kind, time.perf_counter() - started)
     scores = {MAIN: main.predict_proba(data.test.X)}
     for kind in cfg.evaluation.comparators:
-        if kind is model_cfg.kind:
+        if kind is model_cfg.kind and cfg.recipes[kind.value].framing is model_cfg.framing:
             continue
         if kind.value not in cfg.recipes:
             raise ValueError(f"comparator {kind.value!r} has no recipe in conf/model/")
@@ -153,9 +157,43 @@ def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSetting
     return FittedModels(main, recipe, model_cfg, scores)
 
 
+def fit_hazard_recipe(
+    cfg: TrainRunConfig,
+    data: TrainingData,
+    settings: FeatureSettings,
+    recipe: ModelConfig,
+    train: Examples,
+) -> DropoutRiskModel:
+    """The hazard framing: every session of the training clients and of every unlabeled
+    (ongoing) client, which are censored after their last row; never a test client's row."""
+    sessions = data.sessions
+    labeled = sessions[c.CLIENT_ID].isin(data.labels.index)
+    train_clients = sessions[c.CLIENT_ID].isin(train.X[c.CLIENT_ID].unique())
+    assert data.validated.outcomes is not None
+    status = data.validated.outcomes.set_index(c.CLIENT_ID)[c.STATUS]
+    if cfg.label.definition is not LabelDefinition.dropout:
+        raise ValueError("model.framing=hazard predicts the recorded dropout status only")
+    periods = person_periods(sessions[train_clients | ~labeled], status, settings)
+    log.info(
+        "person-period rows: %d (%d episodes, %d of them censored)",
+        len(periods.X),
+        periods.X[c.CLIENT_ID].nunique(),
+        int((~labeled).groupby(sessions[c.CLIENT_ID]).all().sum()),
+    )
+    return fit_hazards(
+        periods,
+        model_cfg=recipe,
+        settings=settings,
+        n_folds=cfg.split.n_folds,
+        seed=cfg.seed,
+        last_session=recipe.last_session,
+    )
+
+
 def run_name(cfg: TrainRunConfig) -> str:
-    """What the run is: e.g. ``lightgbm-seed42``, ``quick-logreg-seed7``, ``...-job3``."""
-    parts = [cfg.run_name, cfg.model.kind.value, f"seed{cfg.seed}"]
+    """What the run is: e.g. ``lightgbm-seed42``, ``quick-lightgbm-hazard-seed7-job3``."""
+    framing = "hazard" if cfg.model.framing is Framing.hazard else None
+    parts = [cfg.run_name, cfg.model.kind.value, framing, f"seed{cfg.seed}"]
     if cfg.job_num is not None:
         parts.append(f"job{cfg.job_num}")
     return "-".join(p for p in parts if p)
@@ -427,22 +465,25 @@ def _refit_on_training_split(
     training clients; its risks on this run's test clients (client_id, landmark_session, risk)."""
     sessions = data.sessions
     train_rows = sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())
-    examples = landmark_examples(
-        sessions[train_rows], data.labels, champion.settings, cfg.split.group_by
-    )
-    examples = _open_label_rows(examples, cfg)
-    folds = grouped_folds(examples, np.arange(len(examples.y)), cfg.split.n_folds, cfg.seed)
-    refit, _ = fit_calibrated(
-        examples,
-        model_cfg=recipe,
-        calibration=cfg.calibration,
-        folds=folds,
-        settings=champion.settings,
-        seed=cfg.seed,
-    )
+    if recipe.framing is Framing.hazard:
+        refit = fit_hazard_recipe(cfg, data, champion.settings, recipe, data.train)
+    else:
+        examples = landmark_examples(
+            sessions[train_rows], data.labels, champion.settings, cfg.split.group_by
+        )
+        examples = _open_label_rows(examples, cfg)
+        folds = grouped_folds(examples, np.arange(len(examples.y)), cfg.split.n_folds, cfg.seed)
+        refit, _ = fit_calibrated(
+            examples,
+            model_cfg=recipe,
+            calibration=cfg.calibration,
+            folds=folds,
+            settings=champion.settings,
+            seed=cfg.seed,
+        )
     test_rows = sessions[c.CLIENT_ID].isin(data.test.X[c.CLIENT_ID].unique())
     landmarks = sorted(data.test.X["landmark_session"].unique().tolist())
-    X = champion.settings.build(sessions[test_rows], landmarks)
+    X = refit.landmark_frame(sessions[test_rows], landmarks)
     return X[[c.CLIENT_ID, "landmark_session"]].assign(risk=refit.predict_proba(X))
 
 

@@ -14,6 +14,15 @@ class ModelKind(Enum):
     lightgbm = "lightgbm"
 
 
+class Framing(Enum):
+    # one classifier of "this episode eventually ends in dropout", trained at landmark sessions
+    # on ended episodes only
+    landmark = "landmark"
+    # discrete-time competing risks over sessions (modeling/hazard.py): every session row of
+    # every episode, ongoing ones censored
+    hazard = "hazard"
+
+
 class LabelDefinition(Enum):
     # the outcome status as recorded by the clinic (the contract's definition)
     dropout = "dropout"
@@ -46,12 +55,15 @@ class ModelConfig:
     class_weight: str | None = MISSING
     # LightGBM only: pick n_estimators by early stopping on grouped CV folds (0: off)
     early_stopping_rounds: int = MISSING
+    framing: Framing = MISSING
+    # hazard framing: project risks no further than this session number
+    last_session: int = MISSING
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unset = [
             n
-            for n in ("kind", "class_weight", "early_stopping_rounds")
+            for n in ("kind", "class_weight", "early_stopping_rounds", "framing", "last_session")
             if getattr(self, n) == MISSING
         ]
         if unset:

@@ -154,8 +154,22 @@ def _champion_on_unseen(
     sessions = ch.sessions[ch.sessions[c.CLIENT_ID].isin(unseen)]
     X = champion.landmark_frame(sessions, sorted(rows["landmark_session"].unique().tolist()))
     old = X[KEYS].assign(old=champion.predict_proba(X))
-    rows = rows.merge(old, on=KEYS, how="inner")
     how = f"clients whose episodes start after the champion's training data ({window_end:%Y-%m-%d})"
+    return _gain_over_champion(rows.merge(old, on=KEYS, how="inner"), ch, how)
+
+
+def _champion_refitted(champion: DropoutRiskModel, recipe: ModelConfig, ch: Challenger) -> AucGain:
+    """(b): the champion's recipe refitted on this run's training split, same test rows."""
+    refit = ch.refit_on_training_split(champion, recipe)
+    rows = ch.test.X[KEYS].assign(label=ch.test.y, new=ch.scores)
+    rows = rows.merge(refit.rename(columns={"risk": "old"}), on=KEYS, how="inner")
+    return _gain_over_champion(
+        rows, ch, "the champion's recipe refitted on this run's training split"
+    )
+
+
+def _gain_over_champion(rows: pd.DataFrame, ch: Challenger, how: str) -> AucGain:
+    """Paired gain on rows holding both models' risks (``new``, ``old``) and the label."""
     return paired_auc_gain(
         rows,
         rows["label"].to_numpy(),
@@ -165,23 +179,6 @@ def _champion_on_unseen(
         ch.n_bootstrap,
         ch.seed,
         how,
-    )
-
-
-def _champion_refitted(champion: DropoutRiskModel, recipe: ModelConfig, ch: Challenger) -> AucGain:
-    """(b): the champion's recipe refitted on this run's training split, same test rows."""
-    refit = ch.refit_on_training_split(champion, recipe)
-    rows = ch.test.X[KEYS].assign(label=ch.test.y, new=ch.scores)
-    rows = rows.merge(refit.rename(columns={"risk": "old"}), on=KEYS, how="inner")
-    return paired_auc_gain(
-        rows,
-        rows["label"].to_numpy(),
-        rows["new"].to_numpy(),
-        rows["old"].to_numpy(),
-        "the champion",
-        ch.n_bootstrap,
-        ch.seed,
-        "the champion's recipe refitted on this run's training split",
     )
 
 

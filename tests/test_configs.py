@@ -86,3 +86,31 @@ def test_a_model_without_its_config_fails_at_once() -> None:
 def test_missing_values_fail_in_one_line(compose_cfg) -> None:
     with pytest.raises(ConfigError, match=r"data\.sessions"):
         to_object(compose_cfg("score"))
+
+
+def test_risk_cut_off_tiers_can_be_configured(compose_cfg) -> None:
+    """Fixed risk cut-offs: high is the higher risk (the share mode's order is the other way)."""
+    cfg = to_object(
+        compose_cfg(
+            "score",
+            [
+                "data.sessions=s.csv",
+                "scoring.tiers.mode=probability",
+                "scoring.tiers.high=0.4",
+                "scoring.tiers.medium=0.2",
+            ],
+        )
+    )
+    assert "risk ≥ 40%" in cfg.scoring.tiers.describe()
+    with pytest.raises(ConfigError, match="medium <= high"):
+        to_object(
+            compose_cfg(
+                "score",
+                [
+                    "data.sessions=s.csv",
+                    "scoring.tiers.mode=probability",
+                    "scoring.tiers.high=0.2",
+                    "scoring.tiers.medium=0.4",
+                ],
+            )
+        )

@@ -394,6 +394,21 @@ def test_report_renders_and_filters_in_headless_chromium(tmp_path: Path) -> None
     assert [r["client"] for r in dom.rows if "hidden" not in r] == ["C-07"]
     assert dom.shown_count == "Showing 1 of 5 clients"
 
+    # Sorted by client id (as a shared link carries it): the rows move, ranks stay with them.
+    dom = _parse(_run_chromium(tmp_path, "sort", "--dump-dom", url + "#sort=client-asc").stdout)
+    assert [r["client"] for r in dom.rows] == sorted(clients, key=str.lower)
+    assert [r["data-rank"] for r in dom.rows] == ["5", "2", "4", "1", "3"]
+    assert dom.shown_count == "Showing 5 of 5 clients"
+
+    # A search for part of a client id, with a therapist filter and a sort.
+    dom = _parse(
+        _run_chromium(
+            tmp_path, "search", "--dump-dom", url + "#q=c-0&therapist=T1&sort=risk-asc"
+        ).stdout
+    )
+    assert [r["client"] for r in dom.rows if "hidden" not in r] == ["C-07"]
+    assert dom.shown_count == "Showing 1 of 5 clients"
+
 
 def test_a_single_session_client_still_shows_its_ratings() -> None:
     document = render_caseload_report(

@@ -103,17 +103,23 @@ def score_chunk(
     values = model.transform_features(X)  # incl. learned context, as the model sees them
     contrib = model.contributions(X)
     definitions = {s.name: s.definition for s in model.feature_specs()}
+    f = model.features
     phrase_for = phrases(
-        model.features.alliance.recent_window,
-        model.features.attendance.recent_window,
-        model.symptom.name,
-        model.features.symptoms.early_response_session,
+        f.alliance.recent_window,
+        f.attendance.recent_window,
+        model.symptom,
+        f.symptoms.early_response_session,
+        recent_symptom=f.symptoms.recent_window,
+        low_cutoff=f.alliance.low_cutoff,
+        repair_window=f.ruptures.repair_window,
     )
     out = X[list(ID_COLUMNS)].rename(
         columns={"landmark_session": "as_of_session", "landmark_date": "as_of_date"}
     )
     out["dropout_risk"] = risk
-    out["top_reasons"] = top_reasons(contrib, values, definitions, phrase_for, cfg.n_reasons)
+    out["top_reasons"] = top_reasons(
+        contrib, values, definitions, phrase_for, cfg.n_reasons, risk=risk
+    )
     flagged = pd.concat([out, _flags(values, model, cfg)], axis=1)
     clock.lap("reasons")
     return flagged
@@ -317,6 +323,7 @@ def report_meta(
         validation_summary=summary,
         tier_counts=tier_counts,
         tier_definition=cfg.scoring.tiers.describe(),
+        tier_mode=cfg.scoring.tiers.mode.value,
         test_set_note=meta.get("test_set_note", ""),
         max_charts=cfg.scoring.report_max_charts,
     )

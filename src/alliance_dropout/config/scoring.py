@@ -20,8 +20,13 @@ class TierConfig:
     medium: float = 0.30
 
     def __post_init__(self) -> None:
-        if not 0 < self.high <= self.medium <= 1:
-            raise ValueError("scoring.tiers needs 0 < high <= medium <= 1")
+        if self.mode is TierMode.share and not 0 < self.high <= self.medium <= 1:
+            raise ValueError("scoring.tiers (mode share) needs 0 < high <= medium <= 1")
+        if self.mode is TierMode.probability and not 0 < self.medium <= self.high <= 1:
+            raise ValueError(
+                "scoring.tiers (mode probability: risk cut-offs) needs 0 < medium <= high <= 1, "
+                "e.g. scoring.tiers.high=0.4 scoring.tiers.medium=0.2"
+            )
 
     def describe(self) -> str:
         if self.mode is TierMode.share:

@@ -1,15 +1,18 @@
 """Self-contained HTML caseload report for clinic analysts.
 
 One HTML file, openable from ``file://`` with no network: inline CSS, a little vanilla JS for
-the therapist / tier filters, and one inline-SVG trajectory chart per client (alliance and
-symptoms over sessions, ruptures and missed appointments marked) drawn here in Python.
+the client search, therapist / tier filters, sortable columns and charts that open large on
+click, and one inline-SVG trajectory chart per client (alliance and symptoms over sessions,
+ruptures and missed appointments marked) drawn here in Python. A glossary explains the words
+of the reasons (↑ raises / ↓ lowers the risk, "better than expected", rupture, reliable
+change) and what a risk tier means for this caseload.
 
 - ``inputs``: the columns the two input frames need, and ``ReportMeta`` for the header.
 - ``charts``: the per-client SVG charts, vectorised (no Python loop over clients).
 - ``rows``: the caseload table's rows, vectorised likewise.
 - ``summary``: the header's metric and validation tables as rows of text.
 - ``page``: the Jinja2 environment and ``render_caseload_report``; ``templates/`` holds the
-  page, ``static/`` its CSS and script.
+  page (summary, glossary, tier note, filters, legend), ``static/`` its CSS and script.
 
 Everything that comes from the data (identifiers, reasons, metric names, notes) is untrusted.
 The template escapes all it is given (autoescape); the rows and charts, built as strings for

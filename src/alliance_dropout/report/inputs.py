@@ -54,9 +54,11 @@ HISTORY_COLUMNS = (
 
 DEFAULT_HOW_TO_READ = (
     "Clients are ranked by the model's estimated probability of ending treatment early, as of "
-    "their latest recorded session. The reasons name what moved the estimate most; the flags are "
-    "simple rules on the session record. Use the list to decide whom to discuss first and what to "
-    "raise in the next session: repair a rupture, revisit goals, follow up a missed appointment."
+    "their latest recorded session. Each reason says which way it moved the estimate (↑ raises "
+    "the risk, ↓ lowers it) and roughly how far; the flags are simple rules on the session "
+    "record. Use the list to decide whom to discuss first and what to raise in the next session: "
+    "repair a rupture, revisit goals, follow up a missed appointment. Click a chart to enlarge "
+    "it; the words used are explained under 'Words used in this report'."
 )
 DEFAULT_NOT_FOR_USE_AS = (
     "Not a diagnosis, not a reason to end, shorten or deny treatment, and not a measure of a "
@@ -96,6 +98,9 @@ class ReportMeta:
     validation_summary: Mapping[str, Any] = field(default_factory=dict)
     tier_counts: Mapping[str, int] | None = None
     tier_definition: str = ""
+    # "share" (tiers relative to this caseload) or "probability" (fixed risk cut-offs); when
+    # empty, read from the wording of ``tier_definition`` (see ``tier_basis``).
+    tier_mode: str = ""
     test_set_note: str = ""
     how_to_read: str = DEFAULT_HOW_TO_READ
     not_for_use_as: str = DEFAULT_NOT_FOR_USE_AS
@@ -115,3 +120,12 @@ def check_columns(df: pd.DataFrame, required: tuple[str, ...], name: str) -> Non
 def tier_css(tier: str) -> str:
     """The css class suffix of a tier: its own name if known, else "other"."""
     return tier if tier in TIERS else "other"
+
+
+def tier_basis(meta: ReportMeta) -> str:
+    """ "relative" (tiers are shares of this caseload), "absolute" (risk cut-offs) or ""."""
+    mode = meta.tier_mode.strip().lower()
+    if not mode:
+        text = meta.tier_definition.lower()
+        mode = "share" if "riskiest" in text else "probability" if "risk ≥" in text else ""
+    return {"share": "relative", "probability": "absolute"}.get(mode, "")

@@ -1,8 +1,9 @@
 """The page: a Jinja2 template (autoescaped) filled with the header, filters and caseload rows.
 
-The page is one file, openable from ``file://`` with no network. The CSS and the filter script
-(``static/``) are inlined; a Content-Security-Policy allows only that script, by its hash, and
-no network at all, so even a missed escape could neither run code nor phone home.
+The page is one file, openable from ``file://`` with no network. The CSS and the script
+(``static/``: search, filters, sorting, enlarged charts) are inlined; a Content-Security-Policy
+allows only that script, by its hash, and no network at all, so even a missed escape could
+neither run code nor phone home.
 """
 
 from __future__ import annotations
@@ -19,21 +20,35 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined
 from jinja2.ext import Extension
 from markupsafe import Markup
 
-from alliance_dropout.contract import CLIENT_ID, MODEL_ID, RISK_TIER, THERAPIST_ID
+from alliance_dropout.contract import CLIENT_ID, DROPOUT_RISK, MODEL_ID, RISK_TIER, THERAPIST_ID
 from alliance_dropout.report.charts import MARKER_SHAPES, chart_frame_symbol, trajectory_charts
-from alliance_dropout.report.formatting import date_text, json_for_script, num
+from alliance_dropout.report.formatting import (
+    date_text,
+    json_for_script,
+    num,
+    risk_percent_label,
+)
 from alliance_dropout.report.inputs import (
     HISTORY_COLUMNS,
     SCORED_COLUMNS,
     TIERS,
     ReportMeta,
     check_columns,
+    tier_basis,
     tier_css,
 )
 from alliance_dropout.report.rows import caseload_rows
 from alliance_dropout.report.summary import metric_rows, validation_rows
 
 _PACKAGE = "alliance_dropout.report"
+# Sortable columns (static/report.js knows each key's values and default direction).
+SORT_COLUMNS = (
+    ("rank", "#"),
+    ("client", "Client"),
+    ("therapist", "Therapist"),
+    ("asof", "As of"),
+    ("risk", "Risk / tier"),
+)
 PAGE_TEMPLATE = "report.html.j2"
 _LINE_BREAK = re.compile(r"\r?\n[ \t]*")
 
@@ -102,6 +117,16 @@ class TierSummary(NamedTuple):
     name: str
     css: str  # class suffix: t-high, t-medium, t-low or t-other
     clients: int
+    risks: str = ""  # the range of risk in this caseload's tier: "31–56%"
+
+
+def _tier_ranges(scored: pd.DataFrame, tiers: pd.Series) -> dict[str, str]:
+    """Lowest and highest risk per tier in this caseload, as percentages ("31–56%")."""
+    risk = pd.to_numeric(scored[DROPOUT_RISK], errors="coerce").astype(float)
+    span = risk.groupby(tiers.to_numpy()).agg(["min", "max"]).dropna()
+    low, high = risk_percent_label(span["min"]), risk_percent_label(span["max"])
+    text = (low.str.rstrip("%") + "–" + high).where(low != high, high)
+    return {str(k): str(v) for k, v in text.items()}
 
 
 def _tier_order(tiers: pd.Series) -> list[str]:
@@ -133,6 +158,7 @@ def render_caseload_report(scored: pd.DataFrame, histories: pd.DataFrame, meta: 
         if meta.tier_counts is not None
         else {str(k): int(v) for k, v in tier_values.value_counts().items()}
     )
+    ranges = _tier_ranges(scored, tier_values)
     model_ids = sorted(scored[MODEL_ID].dropna().astype(str).unique())
     therapists = sorted(scored[THERAPIST_ID].astype(str).unique())
     generated = date_text(meta.generated_at, with_time=True)
@@ -157,7 +183,12 @@ def render_caseload_report(scored: pd.DataFrame, histories: pd.DataFrame, meta: 
         metrics=metric_rows(meta.test_metrics),
         validation=validation_rows(meta.validation_summary),
         model_ids=model_ids,
-        tiers=[TierSummary(t, tier_css(t), int(tier_counts.get(t, 0))) for t in tier_names],
+        tiers=[
+            TierSummary(t, tier_css(t), int(tier_counts.get(t, 0)), ranges.get(t, ""))
+            for t in tier_names
+        ],
+        tier_basis=tier_basis(meta),
+        sort_columns=SORT_COLUMNS,
         therapists=therapists,
         marker_shapes=MARKER_SHAPES,
         chart_frame=chart_frame_symbol(meta.symptom_scale, meta.alliance_scale),

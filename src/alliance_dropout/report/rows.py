@@ -25,12 +25,24 @@ from alliance_dropout.contract import (
 from alliance_dropout.report.formatting import escape_series, fmt, risk_percent_label
 from alliance_dropout.report.inputs import FLAGS, TIERS
 
+UP, DOWN = "↑", "↓"  # how the scoring stage marks a reason's direction
+
 
 def _reasons(top_reasons: pd.Series) -> pd.Series:
-    """The " | "-separated reasons as a list."""
+    """The " | "-separated reasons as a list; a leading ↑ / ↓ marks the direction.
+
+    Reasons in the scoring stage's format ("↑ words (raises risk by about 4 percentage
+    points)") get a direction class (the stylesheet draws the arrow) and their effect set
+    apart; others are shown as given. The markup is added to already escaped text.
+    """
     reasons = escape_series(top_reasons).str.strip()
-    items = reasons.str.replace(" | ", "</li><li>", regex=False)
-    return ("<ul><li>" + items + "</li></ul>").where(
+    items = "<li>" + reasons.str.replace(" | ", "</li><li>", regex=False) + "</li>"
+    for arrow, css in ((UP, "up"), (DOWN, "down")):
+        items = items.str.replace(f"<li>{arrow} ", f'<li class="{css}">', regex=False)
+    items = items.str.replace(
+        r" \(((?:raises|lowers) risk[^()<]*)\)</li>", r" <small>(\1)</small></li>", regex=True
+    )
+    return ('<ul class="reasons">' + items + "</ul>").where(
         reasons != "", '<span class="muted">No reason given</span>'
     )
 
@@ -48,16 +60,21 @@ def _flags(s: pd.DataFrame) -> pd.Series:
     return flags.where(flags != "", '<span class="muted">–</span>')
 
 
-def _charts(s: pd.DataFrame, charts: pd.Series, max_charts: int) -> pd.Series:
-    """Each client's chart, or why there is none."""
-    chart = charts.reindex(s[CLIENT_ID].astype(str)).fillna(
-        '<span class="muted">No sessions on record</span>'
-    )
+def _charts(s: pd.DataFrame, charts: pd.Series, max_charts: int, client: pd.Series) -> pd.Series:
+    """Each client's chart as a button that opens it large (static/report.js), or why none."""
+    chart = charts.reindex(s[CLIENT_ID].astype(str))
     chart.index = s.index
-    beyond = pd.Series(np.arange(len(s)) >= max_charts, index=s.index)
-    return chart.where(
-        ~beyond, f'<span class="muted">Chart omitted (rank &gt; {max_charts})</span>'
+    button = (
+        '<button type="button" class="chartbtn" title="Click to enlarge" aria-label="Enlarge '
+        "the chart of client "
+        + client
+        + '">'
+        + chart.fillna("")
+        + '<span class="zoom" aria-hidden="true">⤢</span></button>'
     )
+    out = button.where(chart.notna(), '<span class="muted">No sessions on record</span>')
+    beyond = pd.Series(np.arange(len(s)) >= max_charts, index=s.index)
+    return out.where(~beyond, f'<span class="muted">Chart omitted (rank &gt; {max_charts})</span>')
 
 
 def caseload_rows(scored: pd.DataFrame, charts: pd.Series, max_charts: int) -> Markup:
@@ -102,7 +119,7 @@ def caseload_rows(scored: pd.DataFrame, charts: pd.Series, max_charts: int) -> M
         + tier_class
         + '" style="width:'
         + bar_width
-        + '%"></span></span></td><td><span class="badge t-'
+        + '%"></span></span><span class="badge t-'
         + tier_class
         + '">'
         + tier
@@ -111,7 +128,7 @@ def caseload_rows(scored: pd.DataFrame, charts: pd.Series, max_charts: int) -> M
         + '</td><td class="flags">'
         + _flags(s)
         + '</td><td class="chart">'
-        + _charts(s, charts, max_charts)
+        + _charts(s, charts, max_charts, client)
         + "</td></tr>"
     )
     # every data-derived text above was escaped by escape_series: the rows are safe markup

@@ -103,7 +103,16 @@ def score_child(args: argparse.Namespace) -> None:
     summary = run_scoring(to_object(cfg), progress=False)
     seconds = time.perf_counter() - started
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(json.dumps({"seconds": seconds, "peak_gib": peak_gib, "scored": summary.n_scored}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_gib": peak_gib,
+                "scored": summary.n_scored,
+                "stages": summary.stage_seconds,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -152,6 +161,8 @@ def main() -> None:
             f"{TARGET_GIB:.0f} GiB  {'met' if ok_m else 'NOT met'}"
         )
         print(f"{'throughput':28s} {rows / result['seconds']:8.0f} rows/s")
+        for stage, secs in result["stages"].items():
+            print(f"  {stage:26s} {secs:8.1f} s")
 
 
 if __name__ == "__main__":

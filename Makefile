@@ -11,7 +11,8 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
 SYNTHETIC := data/synthetic/sessions.csv
 
-.PHONY: help install browser run data validate score serve test test-slow lint format typecheck bench ui clean
+.PHONY: help install browser run data validate score serve test test-slow lint format typecheck bench ui clean \
+	tracking-server tracking-server-stop add-reviewer
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -19,7 +20,7 @@ help: ## Show this help
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e ".[dev,bench]"
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev,bench,team]"
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the project with the tested versions
@@ -71,5 +72,21 @@ ui: install ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
 	  --default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000 --workers 1
 
+tracking-server: install ## Team MLflow server (PostgreSQL, basic-auth) on 127.0.0.1:5050 (TRACKING_PORT=...)
+	@bash scripts/tracking_server.sh start
+
+tracking-server-stop: ## Stop the team tracking server (MLflow and PostgreSQL, by recorded PIDs)
+	@bash scripts/tracking_server.sh stop
+
+# USER= on the command line only (the environment's USER is the login name, not a reviewer)
+REVIEWER := $(if $(filter command line,$(origin USER)),$(USER),)
+add-reviewer: install ## USER=name: read-only user on the team server (password: env REVIEWER_PASSWORD)
+	@test -n "$(REVIEWER)" || { echo "usage: REVIEWER_PASSWORD=... make add-reviewer USER=name" >&2; exit 2; }
+	@$(PY) scripts/add_reviewer.py "$(REVIEWER)" --uri "$${TRACKING_URI:-http://127.0.0.1:$${TRACKING_PORT:-5050}}"
+
 clean: ## Remove generated outputs (keeps .venv and mlruns)
 	rm -rf outputs .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: screenshots
+screenshots: install ## Screenshots of the MLflow UI and the caseload report (docs/screenshots/; after run + score)
+	$(PY) scripts/screenshots.py --out docs/screenshots

@@ -93,6 +93,14 @@ def check_store(uri: str) -> None:
             raise TrackingStoreError(f"tracking store {uri}: unreachable ({reason})") from None
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except mlflow.exceptions.RestException as exc:
+        code = exc.get_http_status_code()
+        if code in (401, 403):
+            raise TrackingStoreError(
+                f"tracking store {uri}: HTTP {code} "
+                "(check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+            ) from None
+        raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
     except Exception as exc:  # e.g. a database URI whose driver or file cannot be opened

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import importlib.metadata as md
 import os
+import re
 import subprocess
 import tempfile
 import urllib.error
@@ -76,6 +77,11 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+def _status_in(message: str) -> int | None:
+    found = re.search(r"error code (\d{3})", message)
+    return int(found.group(1)) if found else None
+
+
 def check_store(uri: str) -> None:
     """Fail fast, in one line naming the URI, when the store cannot be used (before any work).
 
@@ -93,15 +99,18 @@ def check_store(uri: str) -> None:
             raise TrackingStoreError(f"tracking store {uri}: unreachable ({reason})") from None
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except mlflow.exceptions.RestException as exc:
-        code = exc.get_http_status_code()
+    except mlflow.exceptions.MlflowException as exc:
+        # a REST error carries its status; MLflow's HTTP client words a 401 as "error code 401"
+        code = (
+            exc.get_http_status_code()
+            if isinstance(exc, mlflow.exceptions.RestException)
+            else _status_in(str(exc))
+        )
         if code in (401, 403):
             raise TrackingStoreError(
                 f"tracking store {uri}: HTTP {code} "
                 "(check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
             ) from None
-        raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
-    except mlflow.exceptions.MlflowException as exc:
         raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
     except Exception as exc:  # e.g. a database URI whose driver or file cannot be opened
         raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
@@ -255,23 +264,33 @@ SWEEP_TAG = "sweep"
 
 def sweep_parent(experiment_name: str, sweep: str, name: str) -> str:
     """The parent run of a sweep (found by its ``sweep`` tag, created by the first job)."""
+    return tagged_parent(experiment_name, SWEEP_TAG, sweep, name)
+
+
+def tagged_parent(experiment_name: str, tag: str, value: str, name: str) -> str:
+    """The parent run tagged ``<tag>=<value>`` (a sweep, a shared study), created by the first
+    worker that needs it. Two workers starting together may both create one: the earliest
+    created wins, and a worker whose own is not the earliest deletes it."""
     client = MlflowClient()
     experiment = mlflow.get_experiment_by_name(experiment_name)
     assert experiment is not None  # setup_tracking created it
-    found = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.{SWEEP_TAG} = '{sweep}' and tags.sweep_parent = 'true'",
-        max_results=1,
-    )
+    query = f"tags.{tag} = '{value}' and tags.{tag}_parent = 'true'"
+
+    def parents() -> list[Any]:
+        found = client.search_runs([experiment.experiment_id], filter_string=query)
+        return sorted(found, key=lambda r: (r.info.start_time, r.info.run_id))
+
+    found = parents()
     if found:
         return str(found[0].info.run_id)
-    parent = client.create_run(
-        experiment.experiment_id,
-        run_name=name,
-        tags={SWEEP_TAG: sweep, "sweep_parent": "true"},
+    own = client.create_run(
+        experiment.experiment_id, run_name=name, tags={tag: value, f"{tag}_parent": "true"}
     )
-    client.set_terminated(parent.info.run_id)
-    return str(parent.info.run_id)
+    client.set_terminated(own.info.run_id)
+    winner = parents()[0]
+    if winner.info.run_id != own.info.run_id:
+        client.delete_run(own.info.run_id)
+    return str(winner.info.run_id)
 
 
 def describe_run(run_id: str, text: str) -> None:
@@ -280,9 +299,19 @@ def describe_run(run_id: str, text: str) -> None:
 
 
 @contextlib.contextmanager
-def child_run(name: str) -> Iterator[str]:
-    """A run nested under the active one (a tuning trial, a sweep job)."""
-    with mlflow.start_run(run_name=name, nested=True) as active:
+def child_run(name: str, parent_run_id: str | None = None) -> Iterator[str]:
+    """A run nested under the active one, or under ``parent_run_id`` (a shared study's)."""
+    if parent_run_id is None:
+        with mlflow.start_run(run_name=name, nested=True) as active:
+            yield active.info.run_id
+        return
+    client = MlflowClient()
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    child = client.create_run(
+        experiment_id, run_name=name, tags={"mlflow.parentRunId": parent_run_id}
+    )
+    # resumed as the active run (nested under the caller's), so the logging helpers reach it
+    with mlflow.start_run(run_id=child.info.run_id, nested=True) as active:
         yield active.info.run_id
 
 

@@ -125,8 +125,10 @@ def prepare_data(cfg: TrainRunConfig) -> tuple[TrainingData, FeatureSettings]:
 def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSettings) -> FittedModels:
     """Tune (if asked), fit and calibrate the main model, then each comparator recipe."""
     model_cfg = cfg.model
-    if cfg.tune.n_trials > 0:
-        model_cfg = tune(data.train, data.folds, model_cfg, cfg.tune, cfg.seed)
+    if cfg.tune.active:
+        model_cfg = tune(
+            data.train, data.folds, model_cfg, cfg.tune, cfg.seed, cfg.tracking.experiment
+        )
 
     def fit(recipe: ModelConfig) -> tuple[DropoutRiskModel, ModelConfig]:
         return fit_calibrated(

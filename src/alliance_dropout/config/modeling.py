@@ -141,3 +141,21 @@ class TuneConfig:
     timeout_s: float | None = None
     # param name -> {type: float|int|categorical, low, high, log, choices}
     search_space: dict[str, Any] = field(default_factory=dict)
+    # a shared study: an Optuna RDB URL (e.g. postgresql+psycopg2://..., sqlite:///...) and a
+    # name; any number of processes on any machines join the same study with the same command.
+    # With n_trials=0 a run trains the study's best trial (no search).
+    storage: str | None = None
+    study_name: str | None = None
+    # trials are pruned on CV folds (Optuna's median pruner) after this many complete trials
+    prune_after_trials: int = 3
+
+    def __post_init__(self) -> None:
+        if bool(self.storage) != bool(self.study_name):
+            raise ValueError("tune.storage and tune.study_name go together (a shared study)")
+        if self.n_trials < 0:
+            raise ValueError("tune.n_trials must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        """Search, or train the best trial of a shared study."""
+        return self.n_trials > 0 or bool(self.study_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -102,13 +103,25 @@ def early_stopped_rounds(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int
     return int(np.median(best))
 
 
-def cv_auc(ex: Examples, folds: Folds, cfg: ModelConfig, seed: int) -> float:
-    """Mean ROC AUC of the uncalibrated pipeline over grouped CV folds (a tuning objective)."""
+def cv_auc(
+    ex: Examples,
+    folds: Folds,
+    cfg: ModelConfig,
+    seed: int,
+    after_fold: Callable[[int, float], None] | None = None,
+) -> float:
+    """Mean ROC AUC of the uncalibrated pipeline over grouped CV folds (a tuning objective).
+
+    ``after_fold(k, mean AUC of folds 0..k)`` is called after each fold (a pruner hook; it may
+    raise to stop early).
+    """
     aucs = []
-    for fit_idx, val_idx in progress(folds, "CV folds"):
+    for k, (fit_idx, val_idx) in enumerate(progress(folds, "CV folds")):
         pipe = make_pipeline(cfg, seed).fit(ex.X.iloc[fit_idx], ex.y[fit_idx])
         p = pipe.predict_proba(ex.X.iloc[val_idx])[:, 1]
         aucs.append(roc_auc_score(ex.y[val_idx], p))
+        if after_fold is not None:
+            after_fold(k, float(np.mean(aucs)))
     return float(np.mean(aucs))
 
 

@@ -158,6 +158,7 @@ def test_the_answer_is_strict_json_with_nulls(model):
         c.CLIENT_ID: "x",
         c.AS_OF_SESSION: None,
         c.DROPOUT_RISK: None,
+        c.FLAG_BEYOND_TRAINING_RANGE: None,
         EXCLUDED_BECAUSE: "out_of_range_alliance_client",
     }
     assert body["predictions"][0][EXCLUDED_BECAUSE] is None

@@ -57,24 +57,46 @@ FLAG_UNREPAIRED_RUPTURE = "flag_unrepaired_rupture"
 FLAG_LOW_ALLIANCE = "flag_low_alliance"
 FLAG_OFF_EXPECTED_COURSE = "flag_off_expected_course"
 FLAG_RECENT_MISSED = "flag_recent_missed"
+# the client is past the last session the model was trained at: its risk is not extrapolated
+# further (trees hold it at the edge), but it deserves less trust
+FLAG_BEYOND_TRAINING_RANGE = "flag_beyond_training_range"
 FLAG_COLUMNS = (
     FLAG_UNREPAIRED_RUPTURE,
     FLAG_LOW_ALLIANCE,
     FLAG_OFF_EXPECTED_COURSE,
     FLAG_RECENT_MISSED,
+    FLAG_BEYOND_TRAINING_RANGE,
 )
-RISK_LIST_COLUMNS = (
-    CLIENT_ID,
-    THERAPIST_ID,
-    AS_OF_SESSION,
-    AS_OF_DATE,
-    DROPOUT_RISK,
-    RISK_TIER,
-    TOP_REASONS,
-    *FLAG_COLUMNS,
-    MODEL_ID,
-)
-# what the served model answers per client
+# the risk of dropout within the next h scheduled sessions (this one included)
+DEFAULT_HORIZONS = (1, 4)
+
+
+def dropout_risk_within(h: int) -> str:
+    return f"{DROPOUT_RISK}_within_{h}"
+
+
+def risk_columns(horizons: tuple[int, ...] | list[int] = DEFAULT_HORIZONS) -> tuple[str, ...]:
+    """The eventual risk and one column per horizon."""
+    return (DROPOUT_RISK, *(dropout_risk_within(h) for h in horizons))
+
+
+def risk_list_columns(horizons: tuple[int, ...] | list[int] = DEFAULT_HORIZONS) -> tuple[str, ...]:
+    """The columns of the ranked risk list (scoring's output, the report's input)."""
+    return (
+        CLIENT_ID,
+        THERAPIST_ID,
+        AS_OF_SESSION,
+        AS_OF_DATE,
+        *risk_columns(horizons),
+        RISK_TIER,
+        TOP_REASONS,
+        *FLAG_COLUMNS,
+        MODEL_ID,
+    )
+
+
+RISK_LIST_COLUMNS = risk_list_columns()
+# what the served model answers per client (plus one column per horizon of the model)
 SERVED_COLUMNS = (CLIENT_ID, AS_OF_SESSION, DROPOUT_RISK)
 
 # Missing-value spellings the contract names; ``inf`` is deliberately *not* one of them.

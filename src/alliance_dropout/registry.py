@@ -195,6 +195,7 @@ def recipe_of(version: Any) -> ModelConfig:
         early_stopping_rounds=int(raw["early_stopping_rounds"]),
         framing=Framing(raw.get("framing", Framing.landmark.value)),
         last_session=int(raw.get("last_session", 40)),
+        max_person_periods=int(raw.get("max_person_periods", 300_000)),
         params=dict(raw["params"]),
     )
 

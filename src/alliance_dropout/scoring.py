@@ -18,6 +18,7 @@ from alliance_dropout import io
 from alliance_dropout import tracking as trk
 from alliance_dropout.config import ScoreRunConfig
 from alliance_dropout.config.scoring import ScoringConfig, TierConfig, TierMode
+from alliance_dropout.errors import ConfigError
 from alliance_dropout.features.builder import ID_COLUMNS
 from alliance_dropout.features.ruptures import rupture_rows
 from alliance_dropout.modeling.models import DropoutRiskModel
@@ -25,7 +26,7 @@ from alliance_dropout.reasons import phrases, top_reasons
 from alliance_dropout.report import ReportMeta, render_caseload_report
 from alliance_dropout.validation import input_files, load_raw_tables, validate_tables
 
-OUTPUT_COLUMNS = c.RISK_LIST_COLUMNS
+OUTPUT_COLUMNS = c.RISK_LIST_COLUMNS  # with the default horizons; see c.risk_list_columns
 
 
 @dataclass
@@ -58,7 +59,9 @@ def assign_tiers(risk: np.ndarray, cfg: TierConfig) -> np.ndarray:
     )
 
 
-def _flags(X: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig) -> pd.DataFrame:
+def _flags(
+    X: pd.DataFrame, as_of: np.ndarray, model: DropoutRiskModel, cfg: ScoringConfig
+) -> pd.DataFrame:
     def col(name: str) -> pd.Series:
         return X[name] if name in X else pd.Series(np.nan, index=X.index)
 
@@ -69,6 +72,7 @@ def _flags(X: pd.DataFrame, model: DropoutRiskModel, cfg: ScoringConfig) -> pd.D
             c.FLAG_LOW_ALLIANCE: col("alliance_client_latest") < low_cutoff,
             c.FLAG_OFF_EXPECTED_COURSE: col("symptom_latest_vs_expected") >= cfg.off_course_points,
             c.FLAG_RECENT_MISSED: col("attendance_recent_missed_share").fillna(0) > 0,
+            c.FLAG_BEYOND_TRAINING_RANGE: as_of > model.last_trained_session,
         },
         index=X.index,
     )
@@ -98,7 +102,8 @@ def score_chunk(
     clock.lap("score (other)")
     X = model.landmark_frame(sessions, None)
     clock.lap("features")
-    risk = model.predict_proba(X)
+    risks = model.predict_horizons(X, list(cfg.horizons))
+    risk = risks[0]
     clock.lap("model")
     values = model.transform_features(X)  # incl. learned context, as the model sees them
     contrib = model.contributions(X)
@@ -116,11 +121,13 @@ def score_chunk(
     out = X[list(ID_COLUMNS)].rename(
         columns={"landmark_session": "as_of_session", "landmark_date": "as_of_date"}
     )
-    out["dropout_risk"] = risk
+    for name, r in zip(c.risk_columns(cfg.horizons), risks, strict=True):
+        out[name] = r
     out["top_reasons"] = top_reasons(
         contrib, values, definitions, phrase_for, cfg.n_reasons, risk=risk
     )
-    flagged = pd.concat([out, _flags(values, model, cfg)], axis=1)
+    as_of = X["landmark_session"].to_numpy()
+    flagged = pd.concat([out, _flags(values, as_of, model, cfg)], axis=1)
     clock.lap("reasons")
     return flagged
 
@@ -137,13 +144,23 @@ def client_chunks(sessions: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 def score_caseload(
     sessions: pd.DataFrame,
     outcomes: pd.DataFrame | None,
+    *,
     model: DropoutRiskModel,
     model_id: str,
     cfg: ScoringConfig,
     progress: bool = True,
     clock: StageClock | None = None,
 ) -> ScoredCaseload:
-    """Score every active client as of its latest row; rank by risk, highest first."""
+    """Score every active client as of its latest row; rank by risk, highest first (the risk
+    the tiers follow: ``scoring.tiers.risk``)."""
+    columns = list(c.risk_list_columns(cfg.horizons))
+    by = cfg.tiers.risk
+    if by != c.DROPOUT_RISK and not model.has_horizons:
+        raise ConfigError(
+            f"scoring.tiers.risk={by}: this model ({model.model_kind}) answers the eventual "
+            "risk only; use a hazard model (model.framing=hazard) or "
+            "scoring.tiers.risk=dropout_risk"
+        )
     active, n_skipped = active_sessions(sessions, outcomes)
     chunks = client_chunks(active, cfg.chunk_clients)
     parts = [
@@ -153,13 +170,13 @@ def score_caseload(
         )
         if len(chunk)
     ]
-    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OUTPUT_COLUMNS)
+    scored = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     scored = scored.sort_values(
-        ["dropout_risk", c.CLIENT_ID], ascending=[False, True], kind="stable"
+        [by, c.CLIENT_ID], ascending=[False, True], kind="stable"
     ).reset_index(drop=True)
-    scored["risk_tier"] = assign_tiers(scored["dropout_risk"].to_numpy(dtype=float), cfg.tiers)
+    scored["risk_tier"] = assign_tiers(scored[by].to_numpy(dtype=float), cfg.tiers)
     scored["model_id"] = model_id
-    scored = scored[list(OUTPUT_COLUMNS)]
+    scored = scored[columns]
     return ScoredCaseload(scored, caseload_histories(active, model), n_skipped)
 
 
@@ -249,11 +266,11 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     caseload = score_caseload(
         sessions,
         validated.outcomes,
-        model,
-        meta["model_id"],
-        cfg.scoring,
-        progress,
-        clock,
+        model=model,
+        model_id=meta["model_id"],
+        cfg=cfg.scoring,
+        progress=progress,
+        clock=clock,
     )
     tiers = caseload.scored["risk_tier"].value_counts().reindex(["high", "medium", "low"])
     tier_counts = {k: int(v) for k, v in tiers.fillna(0).items()}

@@ -26,7 +26,19 @@ from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.validation import RawTables, client_keys, validate_tables
 
 EXCLUDED_BECAUSE = "excluded_because"
-OUTPUT_COLUMNS = (*c.SERVED_COLUMNS, EXCLUDED_BECAUSE)
+# a landmark classifier's answer; a hazard model adds dropout_risk_within_<h> for each of its
+# horizons after dropout_risk (see output_columns)
+OUTPUT_COLUMNS = (*c.SERVED_COLUMNS, c.FLAG_BEYOND_TRAINING_RANGE, EXCLUDED_BECAUSE)
+
+
+def output_columns(horizons: list[int] | tuple[int, ...] = ()) -> tuple[str, ...]:
+    return (
+        c.CLIENT_ID,
+        c.AS_OF_SESSION,
+        *c.risk_columns(tuple(horizons)),
+        c.FLAG_BEYOND_TRAINING_RANGE,
+        EXCLUDED_BECAUSE,
+    )
 
 
 def not_scorable(message: str) -> MlflowException:
@@ -52,7 +64,13 @@ def score_sessions(model: DropoutRiskModel, sessions: pd.DataFrame) -> pd.DataFr
     if missing:
         raise not_scorable(f"required column(s) missing: {', '.join(missing)}")
     if sessions.empty:
-        return _answer(pd.Index([]), pd.DataFrame(), pd.Series(dtype=object))
+        return _answer(
+            pd.Index([]),
+            pd.DataFrame(),
+            pd.Series(dtype=object),
+            model.served_horizons,
+            model.last_trained_session,
+        )
     data_cfg = DataConfig(
         sessions="<request>",
         symptom=ScaleConfig(**_scale_fields(model.symptom)),
@@ -79,9 +97,10 @@ def score_sessions(model: DropoutRiskModel, sessions: pd.DataFrame) -> pd.DataFr
             "row that failed validation"
             + _checks_sentence(validated.client_checks, "failed checks")
         )
-    risks = model.predict_latest(_with_covariates(model, sessions, validated.sessions))
+    horizons = model.served_horizons
+    risks = model.predict_latest(_with_covariates(model, sessions, validated.sessions), horizons)
     risks = risks.set_index(c.CLIENT_ID)
-    return _answer(requested, risks, validated.client_checks)
+    return _answer(requested, risks, validated.client_checks, horizons, model.last_trained_session)
 
 
 def _with_covariates(
@@ -107,22 +126,34 @@ def _checks_sentence(client_checks: pd.Series, label: str) -> str:
     return f"; {label}: {listed}"
 
 
-def _answer(requested: pd.Index, risks: pd.DataFrame, client_checks: pd.Series) -> pd.DataFrame:
-    """One row per requested client: its risk, or the checks that excluded it."""
+def _answer(
+    requested: pd.Index,
+    risks: pd.DataFrame,
+    client_checks: pd.Series,
+    horizons: list[int],
+    last_trained_session: int,
+) -> pd.DataFrame:
+    """One row per requested client: its risks, or the checks that excluded it."""
     scored = risks.reindex(requested) if len(risks) else pd.DataFrame(index=requested)
     as_of = scored.get("landmark_session", pd.Series(np.nan, index=requested))
     risk = scored.get("dropout_risk", pd.Series(np.nan, index=requested))
     because = client_checks.reindex(requested)
     ok = risk.notna().to_numpy()
+
+    def nullable(values: pd.Series, cast: Any) -> pd.Series:
+        return pd.Series(
+            [cast(v) if k else None for v, k in zip(values, ok, strict=True)], dtype=object
+        )
+
     return pd.DataFrame(
         {
             c.CLIENT_ID: pd.Series(list(requested), dtype=object),
-            c.AS_OF_SESSION: pd.Series(
-                [int(v) if k else None for v, k in zip(as_of, ok, strict=True)], dtype=object
-            ),
-            c.DROPOUT_RISK: pd.Series(
-                [float(v) if k else None for v, k in zip(risk, ok, strict=True)], dtype=object
-            ),
+            c.AS_OF_SESSION: nullable(as_of, int),
+            **{
+                name: nullable(scored.get(name, pd.Series(np.nan, index=requested)), float)
+                for name in c.risk_columns(tuple(horizons))
+            },
+            c.FLAG_BEYOND_TRAINING_RANGE: nullable(as_of > last_trained_session, bool),
             EXCLUDED_BECAUSE: pd.Series(
                 [
                     None if k else (str(b) if isinstance(b, str) else "not_scored")
@@ -131,7 +162,7 @@ def _answer(requested: pd.Index, risks: pd.DataFrame, client_checks: pd.Series) 
                 dtype=object,
             ),
         }
-    )[list(OUTPUT_COLUMNS)]
+    )[list(output_columns(horizons))]
 
 
 def _scale_fields(scale: c.Scale) -> dict[str, Any]:
@@ -176,7 +207,9 @@ def synthetic_input_example() -> pd.DataFrame:
     )
 
 
-def model_signature(covariates: Covariates | None = None) -> ModelSignature:
+def model_signature(
+    covariates: Covariates | None = None, horizons: list[int] | tuple[int, ...] = ()
+) -> ModelSignature:
     """Session columns in (plus the model's baseline covariates, repeated on a client's rows,
     optional); out, per client: its risk, or the checks that excluded it.
 
@@ -204,6 +237,8 @@ def model_signature(covariates: Covariates | None = None) -> ModelSignature:
             ColSpec("string", c.CLIENT_ID),
             ColSpec("long", c.AS_OF_SESSION, required=False),
             ColSpec("double", c.DROPOUT_RISK, required=False),
+            *[ColSpec("double", c.dropout_risk_within(h), required=False) for h in horizons],
+            ColSpec("boolean", c.FLAG_BEYOND_TRAINING_RANGE, required=False),
             ColSpec("string", EXCLUDED_BECAUSE, required=False),
         ]
     )

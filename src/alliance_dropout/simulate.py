@@ -13,6 +13,7 @@ citations that tie each number to its source.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,6 +46,10 @@ class SyntheticData:
     sessions: pd.DataFrame
     outcomes: pd.DataFrame
     clients: pd.DataFrame
+    # how every episode really ended, run to its end past the export's cut-off: client_id,
+    # status (completed or dropout) and last_session (the session number it ended at). For
+    # tests and evaluation only: never an input of the pipeline.
+    truth: pd.DataFrame | None = None
 
 
 # --- generation ----------------------------------------------------------------------------
@@ -200,11 +205,20 @@ class _Appointments:
     status: np.ndarray  # per client: _ACTIVE (= ongoing at cut-off), _COMPLETED, _DROPOUT
 
 
-def _run_episodes(cfg: SimulateConfig, cl: _Clients, rng: np.random.Generator) -> _Appointments:
-    """Step every episode through its appointments; the loop runs over appointment index only."""
+def _run_episodes(
+    cfg: SimulateConfig, cl: _Clients, rng: np.random.Generator, censored: bool = True
+) -> _Appointments:
+    """Step every episode through its appointments; the loop runs over appointment index only.
+
+    ``censored=False`` ignores the export's cut-off, so every episode runs to its end. Every
+    random draw is made for every client at every step, so with the same generator state the
+    uncensored run repeats the censored one exactly up to the cut-off.
+    """
     n, h = cfg.n_clients, cfg.hazard
     n_appts = cfg.planned_sessions_max + cfg.max_extra_appointments
     cutoff_day = (date.fromisoformat(cfg.cutoff_date) - date.fromisoformat(cfg.first_intake)).days
+    if not censored:
+        cutoff_day = np.iinfo(np.int64).max
     nan = np.full((n, n_appts), np.nan)
     out = _Appointments(
         recorded=np.zeros((n, n_appts), bool),
@@ -350,13 +364,30 @@ def _run_episodes(cfg: SimulateConfig, cl: _Clients, rng: np.random.Generator) -
     return out
 
 
+def _truth(client_ids: np.ndarray, ap: _Appointments) -> pd.DataFrame:
+    """Each episode's real ending, from an uncensored run."""
+    n_appts = ap.recorded.shape[1]
+    last = n_appts - np.argmax(ap.recorded[:, ::-1], axis=1)  # 1-based session number
+    status = np.array([c.ONGOING, c.COMPLETED, c.DROPOUT])[ap.status]
+    return pd.DataFrame(
+        {
+            c.CLIENT_ID: pd.array(client_ids, dtype="str"),
+            c.STATUS: pd.array(status, dtype="str"),
+            "last_session": last.astype("int64"),
+        }
+    )
+
+
+def _client_ids(n: int) -> np.ndarray:
+    return np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), len(str(n))))
+
+
 def _tables(
     cfg: SimulateConfig, cl: _Clients, ap: _Appointments, rng: np.random.Generator
 ) -> SyntheticData:
     """Flatten the appointment arrays into the contract's sessions, outcomes and clients."""
     n, n_appts = ap.recorded.shape
-    width = len(str(n))
-    client_ids = np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), width))
+    client_ids = _client_ids(n)
     therapist_ids = np.char.add(
         "T", np.char.zfill(np.arange(1, cfg.n_therapists + 1).astype(str), 3)
     )
@@ -405,12 +436,23 @@ def _tables(
     return SyntheticData(sessions=sessions, outcomes=outcomes, clients=clients)
 
 
-def simulate(cfg: SimulateConfig) -> SyntheticData:
-    """Generate the synthetic sessions, outcomes and clients tables (deterministic by seed)."""
+def simulate(cfg: SimulateConfig, truth: bool = False) -> SyntheticData:
+    """Generate the synthetic sessions, outcomes and clients tables (deterministic by seed).
+
+    ``truth=True`` also runs every episode past the cut-off to its end (``SyntheticData.truth``);
+    the tables are the same either way.
+    """
     rng = np.random.default_rng(cfg.seed)
     clients = _draw_clients(cfg, rng)
+    state = copy.deepcopy(rng.bit_generator.state)
     appointments = _run_episodes(cfg, clients, rng)
-    return _tables(cfg, clients, appointments, rng)
+    data = _tables(cfg, clients, appointments, rng)
+    if truth:
+        again = np.random.default_rng()
+        again.bit_generator.state = state
+        uncensored = _run_episodes(cfg, clients, again, censored=False)
+        data.truth = _truth(_client_ids(cfg.n_clients), uncensored)
+    return data
 
 
 # --- headline figures, measured from the tables alone ----------------------------------------
@@ -418,11 +460,13 @@ def simulate(cfg: SimulateConfig) -> SyntheticData:
 
 def run(cfg: SimulateRunConfig) -> SyntheticData:
     """The simulate stage: generate the data set and write its three tables, all or none."""
-    data = simulate(cfg.simulate)
+    data = simulate(cfg.simulate, truth=cfg.truth)
     with io.staged_output_dir(Path(cfg.output_dir)) as staging:
         io.write_table(data.sessions, staging / "sessions.csv")
         io.write_table(data.outcomes, staging / "outcomes.csv")
         io.write_table(data.clients, staging / "clients.csv")
+        if data.truth is not None:
+            io.write_table(data.truth, staging / "truth.csv")
     return data
 
 

@@ -23,11 +23,17 @@ from alliance_dropout import io
 from alliance_dropout import registry as reg
 from alliance_dropout import tracking as trk
 from alliance_dropout.config import DataConfig, TrainRunConfig
-from alliance_dropout.config.modeling import Framing, LabelDefinition, ModelConfig
+from alliance_dropout.config.modeling import (
+    Framing,
+    GroupBy,
+    LabelDefinition,
+    ModelConfig,
+    SplitBy,
+)
 from alliance_dropout.features.builder import FeatureSettings
 from alliance_dropout.features.covariates import Covariates
 from alliance_dropout.modeling import plots
-from alliance_dropout.modeling.evaluation import EvaluationResult, evaluate
+from alliance_dropout.modeling.evaluation import EvaluationResult, HorizonTargets, evaluate
 from alliance_dropout.modeling.feature_docs import render_markdown
 from alliance_dropout.modeling.fitting import (
     Examples,
@@ -35,10 +41,12 @@ from alliance_dropout.modeling.fitting import (
     fit_calibrated,
     grouped_folds,
     landmark_examples,
+    split_groups,
     subset,
+    time_split_cutoff,
     train_test_split_groups,
 )
-from alliance_dropout.modeling.hazard import fit_hazards, person_periods
+from alliance_dropout.modeling.hazard import HazardRiskModel, fit_hazards, person_periods
 from alliance_dropout.modeling.labels import describe_label, episode_labels
 from alliance_dropout.modeling.model_card import render_model_card
 from alliance_dropout.modeling.models import DropoutRiskModel
@@ -71,6 +79,9 @@ class TrainingData:
     train: Examples
     test: Examples
     folds: Folds
+    # per session row: an unlabeled (ongoing) client on the training side of the split (its
+    # therapist is not a test therapist; its episode started before a time split's cut-off)
+    unlabeled_on_train_side: np.ndarray
 
 
 @dataclass
@@ -79,6 +90,8 @@ class FittedModels:
     recipe: ModelConfig  # the model config before fitting (tuned params, if tuned)
     main_cfg: ModelConfig  # as fitted (tuned params, early-stopped rounds)
     test_scores: dict[str, np.ndarray]  # the main model's and each comparator's test risks
+    # hazard framing: score name -> horizon h -> test risks of dropout within h sessions
+    test_horizons: dict[str, dict[int, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 def feature_settings(cfg: TrainRunConfig) -> FeatureSettings:
@@ -108,10 +121,22 @@ def prepare_data(cfg: TrainRunConfig) -> tuple[TrainingData, FeatureSettings]:
     labels = episode_labels(validated.outcomes, validated.sessions, cfg.label)
     examples = landmark_examples(sessions, labels, settings, cfg.split.group_by)
     examples = _open_label_rows(examples, cfg)
-    train_idx, test_idx = train_test_split_groups(examples, cfg.split, cfg.seed)
+    starts = sessions.groupby(c.CLIENT_ID, sort=False)[c.SESSION_DATE].min()
+    cutoff = None
+    if cfg.split.by is SplitBy.time:
+        cutoff = time_split_cutoff(starts, labels.index, cfg.split)
+        log.info("time split: test episodes start on or after %s", cutoff.date())
+    train_idx, test_idx = train_test_split_groups(examples, cfg.split, cfg.seed, starts, cutoff)
     folds = grouped_folds(examples, train_idx, cfg.split.n_folds, cfg.seed)
+    train, test = subset(examples, train_idx), subset(examples, test_idx)
     data = TrainingData(
-        validated, sessions, labels, subset(examples, train_idx), subset(examples, test_idx), folds
+        validated,
+        sessions,
+        labels,
+        train,
+        test,
+        folds,
+        _unlabeled_on_train_side(sessions, labels, test, starts, cutoff, cfg),
     )
     log.info(
         "examples: %d train rows, %d test rows (%d landmarks)",
@@ -120,6 +145,25 @@ def prepare_data(cfg: TrainRunConfig) -> tuple[TrainingData, FeatureSettings]:
         len(cfg.features.landmarks),
     )
     return data, settings
+
+
+def _unlabeled_on_train_side(
+    sessions: pd.DataFrame,
+    labels: pd.Series,
+    test: Examples,
+    starts: pd.Series,
+    cutoff: pd.Timestamp | None,
+    cfg: TrainRunConfig,
+) -> np.ndarray:
+    clients = sessions[c.CLIENT_ID]
+    side = ~clients.isin(labels.index).to_numpy()
+    if cutoff is not None:
+        side &= clients.map(starts).to_numpy() < np.datetime64(cutoff)
+    elif cfg.split.group_by is GroupBy.therapist:
+        test_therapists = np.unique(test.groups)
+        groups = split_groups(sessions, pd.DataFrame({c.CLIENT_ID: clients}), GroupBy.therapist)
+        side &= ~np.isin(groups, test_therapists)
+    return side
 
 
 def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSettings) -> FittedModels:
@@ -140,23 +184,38 @@ def fit_models(cfg: TrainRunConfig, data: TrainingData, settings: FeatureSetting
             seed=cfg.seed,
         )
 
+    def fit_any(recipe: ModelConfig) -> tuple[DropoutRiskModel, ModelConfig]:
+        if recipe.framing is Framing.hazard:
+            return fit_hazard_recipe(cfg, data, settings, recipe), recipe
+        return fit(recipe)
+
     started = time.perf_counter()
     recipe = model_cfg
-    if model_cfg.framing is Framing.hazard:
-        main = fit_hazard_recipe(cfg, data, settings, model_cfg, data.train)
-    else:
-        main, model_cfg = fit(model_cfg)
+    main, model_cfg = fit_any(model_cfg)
     log.info("fitted %s in %.1f s", main.model_kind, time.perf_counter() - started)
-    scores = {MAIN: main.predict_proba(data.test.X)}
+    scores: dict[str, np.ndarray] = {}
+    horizons: dict[str, dict[int, np.ndarray]] = {}
+
+    def score(name: str, model: DropoutRiskModel) -> None:
+        if isinstance(model, HazardRiskModel):
+            risks = model.predict_horizons(data.test.X, list(cfg.evaluation.horizons))
+            scores[name] = risks[0]
+            horizons[name] = dict(zip(cfg.evaluation.horizons, risks[1:], strict=True))
+        else:
+            scores[name] = model.predict_proba(data.test.X)
+
+    score(MAIN, main)
     for kind in cfg.evaluation.comparators:
-        if kind is model_cfg.kind and cfg.recipes[kind.value].framing is model_cfg.framing:
+        if kind is model_cfg.kind:
             continue
         if kind.value not in cfg.recipes:
             raise ValueError(f"comparator {kind.value!r} has no recipe in conf/model/")
-        comparator, _ = fit(cfg.recipes[kind.value])
-        scores[kind.value] = comparator.predict_proba(data.test.X)
+        # the comparator answers the same question: same framing as the main model
+        comparator_recipe = dataclasses.replace(cfg.recipes[kind.value], framing=model_cfg.framing)
+        comparator, _ = fit_any(comparator_recipe)
+        score(kind.value, comparator)
         log.info("fitted comparator %s", kind.value)
-    return FittedModels(main, recipe, model_cfg, scores)
+    return FittedModels(main, recipe, model_cfg, scores, horizons)
 
 
 def fit_hazard_recipe(
@@ -164,25 +223,34 @@ def fit_hazard_recipe(
     data: TrainingData,
     settings: FeatureSettings,
     recipe: ModelConfig,
-    train: Examples,
-) -> DropoutRiskModel:
-    """The hazard framing: every session of the training clients and of every unlabeled
-    (ongoing) client, which are censored after their last row; never a test client's row."""
+) -> HazardRiskModel:
+    """The hazard framing: every session of the training clients and of the unlabeled
+    (ongoing) clients on the training side of the split, censored after their last row; never
+    a row of a test client (nor of a test therapist's or a later episode)."""
     sessions = data.sessions
     labeled = sessions[c.CLIENT_ID].isin(data.labels.index)
-    train_clients = sessions[c.CLIENT_ID].isin(train.X[c.CLIENT_ID].unique())
+    train_clients = sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())
+    train_clients |= ~labeled & data.unlabeled_on_train_side
     assert data.validated.outcomes is not None
     status = data.validated.outcomes.set_index(c.CLIENT_ID)[c.STATUS]
     if cfg.label.definition is not LabelDefinition.dropout:
         raise ValueError("model.framing=hazard predicts the recorded dropout status only")
-    periods = person_periods(sessions[train_clients | ~labeled], status, settings)
+    periods = person_periods(
+        sessions[train_clients],
+        status,
+        settings,
+        max_rows=recipe.max_person_periods,
+        seed=cfg.seed,
+    )
     log.info(
         "person-period rows: %d (%d episodes, %d of them censored)",
         len(periods.X),
         periods.X[c.CLIENT_ID].nunique(),
-        int((~labeled).groupby(sessions[c.CLIENT_ID]).all().sum()),
+        int(
+            (~labeled[train_clients]).groupby(sessions.loc[train_clients, c.CLIENT_ID]).all().sum()
+        ),
     )
-    return fit_hazards(
+    model = fit_hazards(
         periods,
         model_cfg=recipe,
         settings=settings,
@@ -190,6 +258,8 @@ def fit_hazard_recipe(
         seed=cfg.seed,
         last_session=recipe.last_session,
     )
+    model.horizons = list(cfg.evaluation.horizons)
+    return model
 
 
 def run_name(cfg: TrainRunConfig) -> str:
@@ -239,12 +309,15 @@ def run(cfg: TrainRunConfig) -> RunSummary:
             result = evaluate(
                 data.test.X,
                 data.test.y,
-                fitted.test_scores,
-                rule_scores,
-                MAIN,
-                cfg.evaluation,
-                cfg.seed,
-                _audit_frame(data.validated, cfg.data),
+                model_scores=fitted.test_scores,
+                rule_scores=rule_scores,
+                main=MAIN,
+                cfg=cfg.evaluation,
+                seed=cfg.seed,
+                audit=_audit_frame(data.validated, cfg.data),
+                # resample what was held out: therapists when the test set is unseen therapists
+                groups=data.test.groups if cfg.split.group_by is GroupBy.therapist else None,
+                horizons=_horizon_targets(data, fitted, cfg.evaluation.horizons),
             )
             metrics = result.flat_metrics()
             trk.log_metrics(metrics)
@@ -258,7 +331,7 @@ def run(cfg: TrainRunConfig) -> RunSummary:
                 fitted.main,
                 "model",
                 synthetic_input_example(),
-                model_signature(fitted.main.settings.covariates),
+                model_signature(fitted.main.settings.covariates, fitted.main.served_horizons),
             )
             trk.set_tags({reg.RECIPE_TAG: reg.recipe_tag(fitted.recipe)})
             step["text"] = "config, lineage, tables, plots and model logged"
@@ -405,6 +478,20 @@ def _log_evaluation(
     trk.log_figure(plots.contribution_summary(contrib, values), "plots/contributions.png")
 
 
+def _horizon_targets(
+    data: TrainingData, fitted: FittedModels, horizons: list[int]
+) -> HorizonTargets | None:
+    """Dropout within h sessions of each test row (this one included). Test episodes have
+    ended, so their follow-up covers every horizon: the episode ended within it or went on."""
+    if not fitted.test_horizons:
+        return None
+    last = data.sessions.groupby(c.CLIENT_ID, sort=False)[c.SESSION_NUMBER].max()
+    end = data.test.X[c.CLIENT_ID].map(last).to_numpy()
+    landmark = data.test.X["landmark_session"].to_numpy()
+    labels = {h: ((data.test.y == 1) & (end <= landmark + h - 1)).astype(int) for h in horizons}
+    return HorizonTargets(labels, fitted.test_horizons)
+
+
 def _audit_frame(validated: ValidatedData, data: DataConfig) -> pd.DataFrame | None:
     if validated.clients is None or not data.audit_attributes:
         return None
@@ -467,8 +554,9 @@ def _refit_on_training_split(
     training clients; its risks on this run's test clients (client_id, landmark_session, risk)."""
     sessions = data.sessions
     train_rows = sessions[c.CLIENT_ID].isin(data.train.X[c.CLIENT_ID].unique())
+    refit: DropoutRiskModel
     if recipe.framing is Framing.hazard:
-        refit = fit_hazard_recipe(cfg, data, champion.settings, recipe, data.train)
+        refit = fit_hazard_recipe(cfg, data, champion.settings, recipe)
     else:
         examples = landmark_examples(
             sessions[train_rows], data.labels, champion.settings, cfg.split.group_by

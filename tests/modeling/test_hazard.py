@@ -11,26 +11,55 @@ from sklearn.preprocessing import FunctionTransformer
 from alliance_dropout import contract as c
 from alliance_dropout.config.features import FeaturesConfig
 from alliance_dropout.features.builder import FeatureSettings
-from alliance_dropout.modeling.hazard import PERIOD, HazardRiskModel, person_periods
+from alliance_dropout.modeling.hazard import AHEAD, PERIOD, HazardRiskModel, person_periods
 from tests.features.histories import random_sessions
 
 SETTINGS = FeatureSettings(FeaturesConfig(), c.PHQ9, c.WAI_SR)
 
 
-def test_every_session_is_a_period_and_events_sit_on_the_last_row_only() -> None:
+def test_every_later_session_of_every_landmark_is_a_period_with_events_on_the_last_row() -> None:
     sessions = random_sessions(6, seed=3)
     ids = sorted(sessions[c.CLIENT_ID].unique())
     status = pd.Series({ids[0]: c.DROPOUT, ids[1]: c.COMPLETED})  # the rest: ongoing/unlabeled
-    periods = person_periods(sessions, status, SETTINGS)
-    assert len(periods.X) == len(sessions)  # every scheduled session, censored clients included
-    assert periods.dropout.sum() == 1 and periods.completion.sum() == 1
+    periods = person_periods(sessions, status, SETTINGS, max_rows=10**6, seed=0)
+    landmarks = set(SETTINGS.features.landmarks)
+    expected = sum(
+        int((rows[c.SESSION_NUMBER] >= s).sum())
+        for _, rows in sessions.groupby(c.CLIENT_ID)
+        for s in rows[c.SESSION_NUMBER]
+        if s in landmarks
+    )
+    assert len(periods.X) == expected  # censored clients included, nothing subsampled
+    assert (periods.weight == 1).all()
+    X = periods.X
+    assert (X[PERIOD] == X["landmark_session"] + X[AHEAD]).all() and (X[AHEAD] >= 0).all()
     last = sessions.groupby(c.CLIENT_ID)[c.SESSION_NUMBER].max()
-    row = periods.X[periods.dropout == 1].iloc[0]
-    assert row[c.CLIENT_ID] == ids[0] and row["landmark_session"] == last[ids[0]]
-    censored = periods.X[c.CLIENT_ID].isin(ids[2:]).to_numpy()
+    ended_rows = X[c.CLIENT_ID].isin(ids[:2]).to_numpy() & (
+        X[PERIOD].to_numpy() == X[c.CLIENT_ID].map(last).to_numpy()
+    )
+    # one event per landmark of an ended episode, at its last session
+    assert periods.dropout.sum() + periods.completion.sum() == ended_rows.sum()
+    assert (periods.dropout + periods.completion)[ended_rows].all()
+    assert (X.loc[periods.dropout == 1, c.CLIENT_ID] == ids[0]).all()
+    censored = X[c.CLIENT_ID].isin(ids[2:]).to_numpy()
     assert censored.any()
     assert not periods.dropout[censored].any() and not periods.completion[censored].any()
-    assert (periods.X[PERIOD] == periods.X["landmark_session"]).all()
+
+
+def test_subsampling_keeps_every_event_and_weights_the_rest() -> None:
+    sessions = random_sessions(40, seed=5)
+    ids = sorted(sessions[c.CLIENT_ID].unique())
+    status = pd.Series({i: (c.DROPOUT if k % 3 == 0 else c.COMPLETED) for k, i in enumerate(ids)})
+    full = person_periods(sessions, status, SETTINGS, max_rows=10**6, seed=0)
+    cap = len(full.X) // 3
+    sub = person_periods(sessions, status, SETTINGS, max_rows=cap, seed=0)
+    assert sub.dropout.sum() == full.dropout.sum()
+    assert sub.completion.sum() == full.completion.sum()
+    quiet = (sub.dropout + sub.completion) == 0
+    # the weights restore the number of non-event rows in expectation
+    n_quiet_full = int(((full.dropout + full.completion) == 0).sum())
+    assert abs(sub.weight[quiet].sum() - n_quiet_full) < 0.25 * n_quiet_full
+    assert len(sub.X) < 0.5 * len(full.X)
 
 
 class _Constant(ClassifierMixin, BaseEstimator):

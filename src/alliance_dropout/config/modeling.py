@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import Enum
 from typing import Any
 
@@ -36,6 +37,13 @@ class GroupBy(Enum):
     therapist = "therapist"
 
 
+class SplitBy(Enum):
+    # whole groups (clients or therapists) drawn at random, stratified by outcome
+    random = "random"
+    # temporal validation (TRIPOD+AI): train on episodes that start before a date, test on later
+    time = "time"
+
+
 class CalibrationMethod(Enum):
     sigmoid = "sigmoid"
     isotonic = "isotonic"
@@ -58,16 +66,28 @@ class ModelConfig:
     framing: Framing = MISSING
     # hazard framing: project risks no further than this session number
     last_session: int = MISSING
+    # hazard framing: (client, landmark, later session) rows kept; non-event rows above it are
+    # subsampled and weighted (modeling/hazard.py)
+    max_person_periods: int = MISSING
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unset = [
             n
-            for n in ("kind", "class_weight", "early_stopping_rounds", "framing", "last_session")
+            for n in (
+                "kind",
+                "class_weight",
+                "early_stopping_rounds",
+                "framing",
+                "last_session",
+                "max_person_periods",
+            )
             if getattr(self, n) == MISSING
         ]
         if unset:
             raise ValueError(f"model config without {unset}: compose it from conf/model/")
+        if self.max_person_periods < 1000:
+            raise ValueError("model.max_person_periods must be at least 1000")
         if self.early_stopping_rounds < 0:
             raise ValueError("model.early_stopping_rounds must be >= 0")
 
@@ -89,8 +109,19 @@ class SplitConfig:
     # group folds (and the test split) by client, or by therapist to estimate performance
     # for therapists the model has never seen
     group_by: GroupBy = GroupBy.client
+    by: SplitBy = SplitBy.random
+    # split.by=time: episodes starting on or after this ISO date are the test set; unset, the
+    # latest-starting `test_size` share of labeled episodes is
+    time_cutoff: str | None = None
 
     def __post_init__(self) -> None:
+        if self.time_cutoff is not None:
+            try:
+                date.fromisoformat(self.time_cutoff)
+            except ValueError:
+                raise ValueError(
+                    f"split.time_cutoff must be an ISO date (YYYY-MM-DD), got {self.time_cutoff!r}"
+                ) from None
         if not 0.05 <= self.test_size <= 0.5:
             raise ValueError("split.test_size must be within [0.05, 0.5]")
         if self.n_folds < 2:
@@ -123,8 +154,12 @@ class EvaluationConfig:
     # models fitted beside the main one and compared on the same test set
     comparators: list[ModelKind] = field(default_factory=lambda: [ModelKind.logreg])
     min_subgroup_size: int = 30
+    # hazard framing: also evaluate the risk of dropout within the next h sessions
+    horizons: list[int] = field(default_factory=lambda: [1, 4])
 
     def __post_init__(self) -> None:
+        if any(h < 1 for h in self.horizons):
+            raise ValueError("evaluation.horizons must be whole numbers of sessions >= 1")
         if not 0.5 < self.ci_level < 1:
             raise ValueError("evaluation.ci_level must be within (0.5, 1)")
         if any(not 0 < b < 1 for b in self.alert_budgets):

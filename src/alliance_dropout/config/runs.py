@@ -41,6 +41,9 @@ class SimulateRunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     output_dir: str = "${paths.synthetic_dir}"
+    # also write truth.csv: how every episode really ended, run past the cut-off (tests and
+    # evaluation only; the pipeline never reads it)
+    truth: bool = False
 
 
 @dataclass

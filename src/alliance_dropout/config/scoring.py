@@ -18,8 +18,19 @@ class TierConfig:
     mode: TierMode = TierMode.share
     high: float = 0.10
     medium: float = 0.30
+    # which risk the tiers (and the ranking) follow: dropout_risk (eventual) or
+    # dropout_risk_within_<h> for a horizon h of scoring.horizons
+    risk: str = "dropout_risk"
 
     def __post_init__(self) -> None:
+        if self.risk != "dropout_risk" and not (
+            self.risk.startswith("dropout_risk_within_")
+            and self.risk.removeprefix("dropout_risk_within_").isdigit()
+        ):
+            raise ValueError(
+                "scoring.tiers.risk must be dropout_risk or dropout_risk_within_<h>, "
+                f"got {self.risk!r}"
+            )
         if self.mode is TierMode.share and not 0 < self.high <= self.medium <= 1:
             raise ValueError("scoring.tiers (mode share) needs 0 < high <= medium <= 1")
         if self.mode is TierMode.probability and not 0 < self.medium <= self.high <= 1:
@@ -32,9 +43,18 @@ class TierConfig:
         if self.mode is TierMode.share:
             return (
                 f"high = the riskiest {self.high:.0%} of clients scored, medium = the next "
-                f"{self.medium - self.high:.0%}, low = the rest"
+                f"{self.medium - self.high:.0%}, low = the rest{self._of()}"
             )
-        return f"high = risk ≥ {self.high:.0%}, medium = risk ≥ {self.medium:.0%}, low = below"
+        return (
+            f"high = risk ≥ {self.high:.0%}, medium = risk ≥ {self.medium:.0%}, low = below"
+            f"{self._of()}"
+        )
+
+    def _of(self) -> str:
+        if self.risk == "dropout_risk":
+            return ""
+        h = self.risk.removeprefix("dropout_risk_within_")
+        return f" (by the risk of dropout within the next {h} sessions)"
 
 
 @dataclass
@@ -47,3 +67,17 @@ class ScoringConfig:
     report_max_charts: int = 2000
     # flag 'symptoms off the expected course' when this many points worse than expected
     off_course_points: float = 3.0
+    # risk of dropout within the next h scheduled sessions, one column each (hazard models;
+    # empty for a landmark classifier, which answers the eventual risk only)
+    horizons: list[int] = field(default_factory=lambda: [1, 4])
+
+    def __post_init__(self) -> None:
+        if any(h < 1 for h in self.horizons) or len(set(self.horizons)) != len(self.horizons):
+            raise ValueError("scoring.horizons must be distinct whole numbers of sessions >= 1")
+        if (
+            self.tiers.risk != "dropout_risk"
+            and int(self.tiers.risk.removeprefix("dropout_risk_within_")) not in self.horizons
+        ):
+            raise ValueError(
+                f"scoring.tiers.risk={self.tiers.risk} needs its horizon in scoring.horizons"
+            )

@@ -181,15 +181,16 @@ class _Totals:
 def _therapist_totals(clients: pd.DataFrame) -> _Totals:
     by_therapist = clients.groupby("therapist").agg(
         n=("dropout", "size"),
+        exposure=("exposure", "sum"),
         dropouts=("dropout", "sum"),
         alliance_sum=("alliance", "sum"),
         alliance_n=("alliance", "count"),
     )
-    n = len(clients)
+    exposure = clients["exposure"].sum()
     rated = clients["alliance"].notna().sum()
     return _Totals(
         by_therapist,
-        float(clients["dropout"].sum() / n) if n else float("nan"),
+        float(clients["dropout"].sum() / exposure) if exposure else float("nan"),
         float(clients["alliance"].sum() / rated) if rated else float("nan"),
     )
 
@@ -200,6 +201,10 @@ class TherapistContext(_FrameTransformer):
     One outcome per client: each training client counts once, for the therapist of its latest
     landmark row. Dropout rate = (dropouts + m p) / (clients + m) with prior strength m and p the
     overall training dropout rate; mean alliance is shrunk the same way to the overall mean.
+    With ``exposure_column`` (the hazard framing: each client's rows run up to its last session,
+    censored episodes included), the rate is per session at risk instead: (dropouts + m p) /
+    (sessions at risk + m e), with e the mean sessions per client, so a therapist with many
+    episodes still under way is not made to look safer (or, in the landmark framing, riskier).
     ``fit_transform`` (what a Pipeline calls on training data) gives each training row the
     statistics of the clients in the other ``cv`` folds (cross-fitting), so no row ever sees its
     own outcome; ``transform`` uses all training clients, and a therapist unseen in training
@@ -215,7 +220,9 @@ class TherapistContext(_FrameTransformer):
         prior_strength: float = 10.0,
         cv: int = 5,
         random_state: int = 0,
+        exposure_column: str | None = None,
     ) -> None:
+        self.exposure_column = exposure_column
         self.therapist_column = therapist_column
         self.client_column = client_column
         self.session_column = session_column
@@ -244,13 +251,18 @@ class TherapistContext(_FrameTransformer):
                 "session": X[self.session_column].to_numpy(),
                 "alliance": X[self.alliance_column].to_numpy(dtype=np.float64),
                 "dropout": outcome,
+                "exposure": (
+                    X[self.exposure_column].to_numpy(dtype=np.float64)
+                    if self.exposure_column
+                    else np.ones(len(X))
+                ),
             }
         )
         latest = rows.sort_values(["client", "session"], kind="stable").groupby("client").tail(1)
-        dropout = rows.groupby("client")["dropout"].max()
-        return latest.set_index("client").assign(dropout=dropout)[
-            ["therapist", "alliance", "dropout"]
-        ]
+        per_client = rows.groupby("client")
+        return latest.set_index("client").assign(
+            dropout=per_client["dropout"].max(), exposure=per_client["exposure"].max()
+        )[["therapist", "alliance", "dropout", "exposure"]]
 
     def fit(self, X: pd.DataFrame, y: Any) -> TherapistContext:
         if self.prior_strength < 0:
@@ -272,11 +284,15 @@ class TherapistContext(_FrameTransformer):
         """Shrunken statistics per row from one set of training totals."""
         per = totals.by_therapist.reindex(therapist.to_numpy()).fillna(0.0)
         n, dropouts = per["n"].to_numpy(), per["dropouts"].to_numpy()
+        exposure = per["exposure"].to_numpy()
         a_sum, a_n = per["alliance_sum"].to_numpy(), per["alliance_n"].to_numpy()
         m = float(self.prior_strength)
         prior, mean_alliance = totals.dropout_rate, totals.mean_alliance
+        n_all = totals.by_therapist["n"].sum()
+        per_client = totals.by_therapist["exposure"].sum() / n_all if n_all else 1.0
         with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(n + m > 0, (dropouts + m * prior) / (n + m), prior)
+            m_e = m * per_client  # the prior's weight in sessions at risk (m clients' worth)
+            rate = np.where(exposure + m_e > 0, (dropouts + m_e * prior) / (exposure + m_e), prior)
             alliance = np.where(a_n + m > 0, (a_sum + m * mean_alliance) / (a_n + m), mean_alliance)
         return {
             "therapist_dropout_rate": rate,
@@ -319,12 +335,25 @@ class TherapistContext(_FrameTransformer):
     def feature_specs(self) -> list[FeatureSpec]:
         """Dictionary entries of the columns this transformer adds."""
         m = self.prior_strength
+        rate = (
+            (
+                "Dropouts per session at risk among the therapist's training clients (ongoing "
+                "episodes count their sessions so far), shrunk toward the overall rate with "
+                f"prior strength {m:g} clients' sessions",
+                "dropouts per session",
+            )
+            if self.exposure_column
+            else (
+                "Dropout rate of the therapist's training clients, shrunk toward the overall "
+                f"rate with prior strength {m:g} clients: (dropouts + {m:g} p) / (clients + "
+                f"{m:g})",
+                "proportion",
+            )
+        )
         texts = {
             "therapist_dropout_rate": (
-                f"Dropout rate of the therapist's training clients, shrunk toward the overall rate "
-                f"with prior strength {m:g} clients: (dropouts + {m:g} p) / (clients + {m:g}); "
-                "training rows get cross-fitted values (other folds' clients only).",
-                "proportion",
+                rate[0] + "; training rows get cross-fitted values (other folds' clients only).",
+                rate[1],
             ),
             "therapist_mean_alliance": (
                 f"Mean client alliance (per-client mean) of the therapist's training clients, "

@@ -17,8 +17,7 @@ from alliance_dropout.config.modeling import EvaluationConfig
 from alliance_dropout.modeling import metrics as m
 from alliance_dropout.modeling.reference_rules import PCOMS_ALERT
 
-# per landmark: ROC AUC with its bootstrap CI, these as point estimates (where they apply)
-LANDMARK_EXTRA_METRICS = ("pr_auc", "brier", "calibration_intercept")
+LANDMARK_MEAN = "roc_auc_landmark_mean"  # the headline: ROC AUC per landmark, averaged
 
 
 @dataclass
@@ -56,9 +55,18 @@ class EvaluationResult:
             for name in ("sensitivity", "ppv", "nnr"):
                 key = f"test_{_slug(str(r.score))}_top{round(100 * r.budget)}_{name}"
                 out[key] = float(getattr(r, name))
-        for r in self.by_landmark[self.by_landmark.score == self.main].itertuples():
-            for name in ("roc_auc", *LANDMARK_EXTRA_METRICS):
-                out[f"test_landmark_{int(r.landmark):02d}_{name}"] = float(getattr(r, name))
+        horizon_prefix = f"{self.main} within "
+        for r in self.by_landmark.itertuples():
+            score = str(r.score)
+            if score == self.main:
+                tag = ""
+            elif score.startswith(horizon_prefix):
+                tag = f"within{score.removeprefix(horizon_prefix)}_"
+            else:
+                continue
+            for name in LANDMARK_METRICS:
+                value = getattr(r, name, float("nan"))
+                out[f"test_landmark_{int(r.landmark):02d}_{tag}{name}"] = float(value)
         out.update(self.extras)
         return {k: v for k, v in out.items() if np.isfinite(v)}
 
@@ -67,23 +75,51 @@ def _slug(text: str) -> str:
     return text.replace(" - ", "_minus_").replace(" ", "_")
 
 
+# per landmark, for the main model (eventual risk and each horizon), each with its bootstrap CI
+LANDMARK_METRICS = ("roc_auc", "pr_auc", "brier", "calibration_slope", "calibration_intercept")
+
+
+@dataclass
+class HorizonTargets:
+    """Dropout within the next h sessions, per test row: labels and each model's risks."""
+
+    labels: dict[int, np.ndarray]  # h -> 1 where the episode ended in dropout within h sessions
+    scores: dict[str, dict[int, np.ndarray]]  # model score name -> h -> risk
+
+
+def horizon_score_name(score: str, h: int) -> str:
+    return f"{score} within {h}"
+
+
 def evaluate(
     rows: pd.DataFrame,
     y: np.ndarray,
+    *,
     model_scores: dict[str, np.ndarray],
     rule_scores: dict[str, np.ndarray],
     main: str,
     cfg: EvaluationConfig,
     seed: int,
     audit: pd.DataFrame | None = None,
+    groups: np.ndarray | None = None,
+    horizons: HorizonTargets | None = None,
 ) -> EvaluationResult:
     """Evaluate calibrated model risks and reference-rule scores on the same test rows.
 
     ``rows`` holds client_id and landmark_session per test row; ``audit`` (optional) holds
-    client_id plus audit attributes, used only to report performance per subgroup.
+    client_id plus audit attributes, used only to report performance per subgroup. ``groups``
+    is the resampling unit of the bootstrap (the split's unit: clients by default, therapists
+    when the test set holds unseen therapists). ``horizons`` adds per-landmark metrics of the
+    risks of dropout within h sessions.
+
+    The headline is landmark-averaged: a metric per landmark, then their mean (with its CI
+    from the same replicates). Pooled over all landmark rows, the session number alone already
+    ranks clients (later landmarks hold fewer dropouts), so the pooled AUC flatters a model.
     """
     y = np.asarray(y, dtype=int)
-    codes, uniques = pd.factorize(rows[c.CLIENT_ID])
+    unit = rows[c.CLIENT_ID].to_numpy() if groups is None else np.asarray(groups)
+    codes = pd.factorize(unit)[0]
+    uniques = pd.unique(rows[c.CLIENT_ID])
     weights = m.client_bootstrap_weights(codes, cfg.n_bootstrap, seed)
     scores = {**model_scores, **rule_scores}
     applicable = {
@@ -94,35 +130,43 @@ def evaluate(
 
     landmark = rows["landmark_session"].to_numpy()
     auc = {"roc_auc": m.CORE_METRICS["roc_auc"]}
+    full = {k: m.CORE_METRICS[k] for k in LANDMARK_METRICS}
+    targets = [(s, p, y, s == main) for s, p in scores.items()]
+    if horizons is not None:
+        for s, by_h in horizons.scores.items():
+            for h, p in by_h.items():
+                targets.append((horizon_score_name(s, h), p, horizons.labels[h], s == main))
     per_landmark = []
-    for lm in np.unique(landmark):
+    replicates: dict[str, list[np.ndarray]] = {}
+    estimates: dict[str, list[float]] = {}
+    lms = np.unique(landmark)
+    for lm in lms:
         mask = landmark == lm
-        table = m.bootstrap_table(
-            y[mask],
-            {s: p[mask] for s, p in scores.items()},
-            dict.fromkeys(scores, auc),
-            weights[:, mask],
-            cfg.ci_level,
-        )
-        for r in table.itertuples():
-            p = scores[r.score][mask]
-            extra = {
-                name: fn(y[mask], p, None)
-                for name, fn in applicable[r.score].items()
-                if name in LANDMARK_EXTRA_METRICS
+        w = weights[:, mask]
+        for name, p, target, is_main in targets:
+            metrics = full if is_main else auc
+            yt, pt = target[mask], p[mask]
+            entry: dict[str, object] = {
+                "landmark": int(lm),
+                "score": name,
+                "n": int(mask.sum()),
+                "events": int(yt.sum()),
+                "prevalence": float(yt.mean()),
+                "mean_risk": float(pt.mean()) if name not in rule_scores else np.nan,
             }
-            per_landmark.append(
-                {
-                    "landmark": int(lm),
-                    "score": r.score,
-                    "n": int(mask.sum()),
-                    "prevalence": float(y[mask].mean()),
-                    "roc_auc": r.value,
-                    "ci_low": r.ci_low,
-                    "ci_high": r.ci_high,
-                    **extra,
-                }
-            )
+            for metric, fn in metrics.items():
+                boot = m.bootstrap(yt, pt, fn, w)
+                iv = m.interval(boot.replicates, boot.estimate, cfg.ci_level)
+                suffix = "" if metric == "roc_auc" else f"_{metric}"
+                entry[metric] = iv.value
+                entry[f"ci_low{suffix}"], entry[f"ci_high{suffix}"] = iv.low, iv.high
+                if metric == "roc_auc":
+                    replicates.setdefault(name, []).append(boot.replicates)
+                    estimates.setdefault(name, []).append(boot.estimate)
+            per_landmark.append(entry)
+    overall = pd.concat(
+        [overall, _landmark_means(replicates, estimates, main, cfg.ci_level)], ignore_index=True
+    )
 
     budgets = []
     ranked = {s: p for s, p in scores.items() if s != PCOMS_ALERT}
@@ -179,6 +223,28 @@ def evaluate(
         n_clients=len(uniques),
         prevalence=float(y.mean()),
     )
+
+
+def _landmark_means(
+    replicates: dict[str, list[np.ndarray]],
+    estimates: dict[str, list[float]],
+    main: str,
+    ci_level: float,
+) -> pd.DataFrame:
+    """ROC AUC averaged over landmarks per score, and paired differences from the main one."""
+    rows = []
+    mean_reps = {k: np.nanmean(np.stack(v), axis=0) for k, v in replicates.items()}
+    mean_est = {k: float(np.nanmean(v)) for k, v in estimates.items()}
+    for name, reps in mean_reps.items():
+        iv = m.interval(reps, mean_est[name], ci_level)
+        rows.append({"score": name, "metric": LANDMARK_MEAN, **iv.as_dict()})
+    if main in mean_reps:
+        for name, reps in mean_reps.items():
+            if name == main or " within " in name:
+                continue
+            iv = m.interval(mean_reps[main] - reps, mean_est[main] - mean_est[name], ci_level)
+            rows.append({"score": f"{main} - {name}", "metric": LANDMARK_MEAN, **iv.as_dict()})
+    return pd.DataFrame(rows, columns=["score", "metric", "value", "ci_low", "ci_high"])
 
 
 def _subgroups(

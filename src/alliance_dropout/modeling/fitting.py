@@ -19,6 +19,7 @@ from alliance_dropout.config.modeling import (
     GroupBy,
     ModelConfig,
     ModelKind,
+    SplitBy,
     SplitConfig,
 )
 from alliance_dropout.features.builder import FeatureSettings
@@ -60,8 +61,37 @@ def split_groups(sessions: pd.DataFrame, X: pd.DataFrame, group_by: GroupBy) -> 
     return X[c.CLIENT_ID].map(therapist).to_numpy()
 
 
-def train_test_split_groups(ex: Examples, cfg: SplitConfig, seed: int) -> tuple[np.ndarray, ...]:
-    """Row indices of train and test sets; whole groups (clients or therapists) on one side."""
+def time_split_cutoff(starts: pd.Series, labeled: pd.Index, cfg: SplitConfig) -> pd.Timestamp:
+    """The date from which episodes are test episodes: configured, or the start date of the
+    latest-starting ``test_size`` share of labeled episodes."""
+    if cfg.time_cutoff is not None:
+        return pd.Timestamp(cfg.time_cutoff)
+    return pd.Timestamp(starts.reindex(labeled).quantile(1 - cfg.test_size))
+
+
+def train_test_split_groups(
+    ex: Examples,
+    cfg: SplitConfig,
+    seed: int,
+    starts: pd.Series | None = None,
+    cutoff: pd.Timestamp | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of train and test sets; whole groups (clients or therapists) on one side.
+
+    With ``split.by=time``, episodes whose first session (``starts``: client_id -> date) is on
+    or after ``cutoff`` are the test set (clients then are the unit; therapists may be on both
+    sides, as they are in a clinic over time).
+    """
+    if cfg.by is SplitBy.time:
+        assert starts is not None and cutoff is not None
+        later = ex.X[c.CLIENT_ID].map(starts).to_numpy() >= np.datetime64(cutoff)
+        train_idx, test_idx = np.flatnonzero(~later), np.flatnonzero(later)
+        if len(train_idx) == 0 or len(test_idx) == 0 or len(np.unique(ex.y[test_idx])) < 2:
+            raise ValueError(
+                f"split.by=time with cut-off {cutoff.date()} leaves no training episodes or "
+                "a test set without both outcomes: choose another split.time_cutoff"
+            )
+        return train_idx, test_idx
     n_splits = max(2, round(1 / cfg.test_size))
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, test_idx = next(sgkf.split(ex.X, ex.y, ex.groups))

@@ -1,21 +1,31 @@
 """Dropout as a time-to-event problem: discrete-time competing risks over scheduled sessions.
 
-Person-period data: one row per client per scheduled session. At each session the episode
-continues, ends in dropout (its last row, status ``dropout``) or ends as planned (last row,
-``completed``); an ongoing episode (or one without an outcome) is censored after its last row and
-contributes all its rows, so training never selects on the outcome (the landmark framing keeps
-only ended episodes, and dropouts end sooner). Two binary hazards are fitted on the same rows
-with the session number as an input (Singer & Willett 1993, J Educ Stat 18:155-195; Allison
-1982; competing risks as in Fine & Gray's cumulative incidence, here from cause-specific
-discrete hazards):
+Person-period data: at each scheduled session the episode continues, ends in dropout (its last
+row, status ``dropout``) or ends as planned (last row, ``completed``); an ongoing episode (or
+one without an outcome) is censored after its last row and contributes all its rows, so
+training never selects on the outcome (the landmark classifier keeps only ended episodes, and
+dropouts end sooner). Two cause-specific discrete hazards are fitted (Singer & Willett 1993,
+J Educ Stat 18:155-195; Allison 1982, Sociol Methodol 13:61-98); the dropout risk is their
+cumulative incidence (competing risks: Fine & Gray 1999; Putter, Fiocco & Geskus 2007):
 
-    h_d(t) = P(dropout at session t | still in treatment), h_c(t) likewise for completion,
-    dropout_risk as of t = sum_{k>=0} S(k) h_d(t+k),   S(0) = 1, S(k+1) = S(k) (1 - h_d - h_c)
+    h_d(t | x_s) = P(dropout at session t | in treatment at t, history up to session s <= t)
+    dropout_risk as of s = sum_{k>=0} S(k) h_d(s+k | x_s),  S(0) = 1,
+                           S(k+1) = S(k) (1 - h_d(s+k | x_s) - h_c(s+k | x_s))
 
-The covariates (every feature as of the landmark row) are held at their current values while
-the session number advances: the risk says what happens if the course stays as it is now. The
-projection stops at ``last_session``. Hazards are fitted without class re-weighting (they are
-probabilities already), so no separate calibration step is needed.
+The hazards are *landmark-conditional* (dynamic prediction by landmarking, van Houwelingen
+2007, Scand J Stat 34:70-85; van Houwelingen & Putter 2011): every training row is a
+(landmark s, later session t) pair of one client, with the features as of s, the landmark s and
+the sessions ahead t - s as inputs. The projection therefore never pretends that a client's
+trajectory features stay what they are while the clock moves on (a hazard fitted on the
+features as of t and fed the features as of s at later t projects far too extreme risks: a
+client at session 3 "seen" at session 10 with 3 sessions attended looks like one who missed
+seven). What is held fixed is only the information: the risk is P(dropout | history up to s).
+
+Non-event (client, s, t) rows are many and near-duplicates, so above ``max_rows`` they are
+subsampled at a rate p and weighted 1/p (negative subsampling with inverse-probability
+weights keeps the hazard's likelihood unbiased: King & Zeng 2001, Polit Anal 9:137-163);
+every event row is kept. The hazards are probabilities already: no class re-weighting and no
+calibration step. The projection stops at ``last_session``.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
@@ -30,106 +41,177 @@ from sklearn.pipeline import Pipeline
 from alliance_dropout import contract as c
 from alliance_dropout.config.modeling import ModelConfig, ModelKind
 from alliance_dropout.features.builder import FeatureSettings
-from alliance_dropout.modeling.fitting import Examples, early_stopped_rounds, grouped_folds
+from alliance_dropout.modeling.fitting import Examples, grouped_folds
 from alliance_dropout.modeling.models import DropoutRiskModel, make_pipeline
 
-PERIOD = "period"  # the session number as a model input
+PERIOD = "period"  # the session t the hazard is about
+AHEAD = "sessions_ahead"  # t - s: how far beyond the landmark s (whose features are used)
+CLOCK_COLUMNS = (PERIOD, AHEAD)
 
 
-def with_period(X: pd.DataFrame) -> pd.DataFrame:
-    """The landmark frame with the session number as a feature column (the hazard's clock)."""
-    if PERIOD in X.columns:
-        return X
-    return X.assign(**{PERIOD: X["landmark_session"].to_numpy(dtype=np.float32)})
+def with_clock(X: pd.DataFrame, ahead: int | np.ndarray = 0) -> pd.DataFrame:
+    """The landmark frame with the hazard's clock: the session ``ahead`` sessions after the
+    landmark, and that distance."""
+    s = X["landmark_session"].to_numpy(dtype=np.float32)
+    k = np.broadcast_to(np.asarray(ahead, dtype=np.float32), s.shape)
+    return X.assign(**{PERIOD: s + k, AHEAD: k.copy()})
 
 
 @dataclass
 class PersonPeriods:
-    """Every scheduled session of the training clients, with its event."""
+    """(client, landmark, later session) rows of the training clients, with their events."""
 
-    X: pd.DataFrame  # feature rows as of each session (ID columns, features, period)
+    X: pd.DataFrame  # features as of the landmark, ID columns, and the clock columns
     dropout: np.ndarray  # 1 where the episode ended in dropout at this session
     completion: np.ndarray  # 1 where it ended as planned at this session
+    weight: np.ndarray  # 1 / sampling rate of the row
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.X[c.CLIENT_ID].to_numpy()
 
 
 def person_periods(
-    sessions: pd.DataFrame, status: pd.Series, settings: FeatureSettings
+    sessions: pd.DataFrame,
+    status: pd.Series,
+    settings: FeatureSettings,
+    *,
+    max_rows: int,
+    seed: int,
 ) -> PersonPeriods:
-    """Feature rows at every session of ``sessions``' clients and their events.
+    """Every (landmark, later session) pair of ``sessions``' clients, with its events.
 
-    ``status`` maps client_id -> outcome status; clients without one are censored (ongoing).
+    Landmarks are the configured ones; the later sessions are the client's own rows from the
+    landmark on (the landmark's own row included: ending there is an event at 0 ahead).
+    ``status`` maps client_id -> outcome status; clients without an ended one are censored.
     """
-    numbers = sorted(sessions[c.SESSION_NUMBER].unique().tolist())
-    X = with_period(settings.build(sessions, numbers)).reset_index(drop=True)
-    last = sessions.groupby(c.CLIENT_ID, sort=False)[c.SESSION_NUMBER].max()
-    is_last = X["landmark_session"].to_numpy() == X[c.CLIENT_ID].map(last).to_numpy()
-    ended_as = X[c.CLIENT_ID].map(status).to_numpy()
+    landmarks = list(settings.features.landmarks)
+    L = settings.build(sessions, landmarks).reset_index(drop=True)
+    rows = pd.DataFrame(
+        {
+            "client": sessions[c.CLIENT_ID].to_numpy(),
+            "t": sessions[c.SESSION_NUMBER].to_numpy(dtype=np.int64),
+        }
+    )
+    last = rows.groupby("client", sort=False)["t"].max()
+    pairs = pd.DataFrame(
+        {"client": L[c.CLIENT_ID].to_numpy(), "s": L["landmark_session"].to_numpy(), "i": L.index}
+    ).merge(rows, on="client", how="inner")
+    pairs = pairs[pairs["t"].to_numpy() >= pairs["s"].to_numpy()]
+    ended_as = pairs["client"].map(status).to_numpy()
+    is_last = pairs["t"].to_numpy() == pairs["client"].map(last).to_numpy()
+    dropout = (is_last & (ended_as == c.DROPOUT)).astype(np.int8)
+    completion = (is_last & (ended_as == c.COMPLETED)).astype(np.int8)
+
+    event = (dropout + completion) > 0
+    n_quiet = int((~event).sum())
+    rate = min(1.0, max(max_rows - int(event.sum()), 1) / max(n_quiet, 1))
+    rng = np.random.default_rng(seed)
+    keep = event | (rng.random(len(pairs)) < rate)
+    pairs = pairs[keep]
+    ahead = (pairs["t"] - pairs["s"]).to_numpy()
+    X = with_clock(L.iloc[pairs["i"].to_numpy()].reset_index(drop=True), ahead)
     return PersonPeriods(
         X,
-        (is_last & (ended_as == c.DROPOUT)).astype(int),
-        (is_last & (ended_as == c.COMPLETED)).astype(int),
+        dropout[keep].astype(int),
+        completion[keep].astype(int),
+        np.where(event[keep], 1.0, 1.0 / rate),
     )
 
 
 @dataclass
 class HazardRiskModel(DropoutRiskModel):
-    """Cause-specific discrete hazards of dropout and completion, turned into risks.
+    """Cause-specific landmark-conditional hazards of dropout and completion, as risks.
 
     ``predict_proba`` is the eventual dropout risk (cumulative incidence up to
     ``last_session``); ``predict_within(X, h)`` the risk of dropout within the next ``h``
     scheduled sessions (this one included). Reasons and feature values come from the dropout
-    hazard's pipeline.
+    hazard's pipeline, at the landmark itself (0 sessions ahead).
     """
 
     dropout_hazard: Pipeline | None = None
     completion_hazard: Pipeline | None = None
     last_session: int = 40
+    # the horizons it was evaluated at, which the served model answers
+    horizons: list[int] = dataclasses.field(default_factory=lambda: [1, 4])
+    has_horizons = True
+
+    @property
+    def served_horizons(self) -> list[int]:
+        return list(self.horizons)
 
     def _pipelines(self) -> list[Pipeline]:
         assert self.dropout_hazard is not None
         return [self.dropout_hazard]
 
-    def landmark_frame(
-        self, sessions: pd.DataFrame, landmarks: list[int] | None = None
-    ) -> pd.DataFrame:
-        return with_period(self.settings.build(sessions, landmarks))
-
     def transform_features(self, X: pd.DataFrame) -> pd.DataFrame:
-        return super().transform_features(with_period(X))
+        return super().transform_features(with_clock(X))
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        return super().contributions(with_period(X))
+        return super().contributions(with_clock(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self._cumulative_incidence(X, None)
+        return self.predict_horizons(X, [])[0]
 
     def predict_within(self, X: pd.DataFrame, horizon: int) -> np.ndarray:
-        return self._cumulative_incidence(X, horizon)
+        return self.predict_horizons(X, [horizon])[1]
 
-    def _cumulative_incidence(self, X: pd.DataFrame, horizon: int | None) -> np.ndarray:
+    def predict_horizons(self, X: pd.DataFrame, horizons: list[int]) -> list[np.ndarray]:
+        """[eventual risk, risk within each horizon]: one pass over the sessions ahead."""
         assert self.dropout_hazard is not None and self.completion_hazard is not None
-        X = with_period(X)
-        start = X["landmark_session"].to_numpy(dtype=np.float64)
-        if len(X) == 0:
-            return np.empty(0)
+        n = len(X)
+        if n == 0:
+            return [np.empty(0) for _ in range(len(horizons) + 1)]
+        start = X["landmark_session"].to_numpy(dtype=np.int64)
         steps = int(max(1, self.last_session - start.min() + 1))
-        if horizon is not None:
-            steps = min(steps, horizon)
         # the learned features once; then only the clock moves
-        Xd = self.dropout_hazard[:-1].transform(X)
-        Xc = self.completion_hazard[:-1].transform(X)
-        survival = np.ones(len(X))
-        risk = np.zeros(len(X))
+        Xd = self.dropout_hazard[:-1].transform(with_clock(X))
+        Xc = self.completion_hazard[:-1].transform(with_clock(X))
+        survival = np.ones(n)
+        risk = np.zeros(n)
+        within: dict[int, np.ndarray] = {}
         for k in range(steps):
-            period = start + k
-            open_ = period <= max(self.last_session, 1)
-            Xd[PERIOD] = period.astype(np.float32)
-            Xc[PERIOD] = period.astype(np.float32)
+            open_ = start + k <= max(self.last_session, 1)
+            if not open_.any():
+                break
+            for frame in (Xd, Xc):
+                frame[PERIOD] = (start + k).astype(np.float32)
+                frame[AHEAD] = np.float32(k)
             h_d = np.where(open_, self.dropout_hazard[-1].predict_proba(Xd)[:, 1], 0.0)
             h_c = np.where(open_, self.completion_hazard[-1].predict_proba(Xc)[:, 1], 0.0)
             risk += survival * h_d
             survival = np.clip(survival * (1.0 - h_d - h_c), 0.0, 1.0)
-        return np.clip(risk, 0.0, 1.0)
+            for h in horizons:
+                if k + 1 == h:
+                    within[h] = risk.copy()
+        out = [np.clip(risk, 0.0, 1.0)]
+        out += [np.clip(within.get(h, risk), 0.0, 1.0) for h in horizons]
+        return out
+
+
+def hazard_rounds(
+    periods: PersonPeriods, y: np.ndarray, cfg: ModelConfig, n_folds: int, seed: int
+) -> int:
+    """Trees of one hazard, by early stopping on the weighted log loss of one held-out fold of
+    clients (a hazard is a probability: log loss is its proper score; the person-period rows
+    are many, so one fold is enough and five would cost five fits)."""
+    ex = Examples(periods.X, y, periods.groups)
+    fit_idx, val_idx = grouped_folds(ex, np.arange(len(y)), n_folds, seed)[0]
+    pipe = make_pipeline(cfg, seed, exposure_column=PERIOD)
+    features = pipe[:-1]
+    X_fit = features.fit_transform(periods.X.iloc[fit_idx], y[fit_idx])
+    X_val = features.transform(periods.X.iloc[val_idx])
+    pipe[-1].fit(
+        X_fit,
+        y[fit_idx],
+        sample_weight=periods.weight[fit_idx],
+        eval_X=X_val,
+        eval_y=y[val_idx],
+        eval_sample_weight=[periods.weight[val_idx]],
+        eval_metric="binary_logloss",
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    )
+    return int(pipe[-1].best_iteration_ or pipe[-1].n_estimators)
 
 
 def fit_hazards(
@@ -144,16 +226,35 @@ def fit_hazards(
     """Both hazards on the person-period rows (early stopping on client-grouped folds)."""
     # hazards are probabilities: no class re-weighting
     recipe = dataclasses.replace(model_cfg, class_weight=None)
-    groups = periods.X[c.CLIENT_ID].to_numpy()
+    if recipe.kind is ModelKind.lightgbm and "min_child_samples" in recipe.params:
+        # a (client, landmark) pair stands in several rows (one per later session) with the
+        # same features: a leaf must span as many pairs as a landmark classifier's leaf spans
+        # rows, or trees learn single clients' futures (risks far too extreme at early
+        # landmarks, whose futures are long)
+        pairs = periods.X[[c.CLIENT_ID, "landmark_session"]].drop_duplicates().shape[0]
+        per_pair = max(1.0, len(periods.X) / max(pairs, 1))
+        recipe = dataclasses.replace(
+            recipe,
+            params={
+                **recipe.params,
+                "min_child_samples": int(recipe.params["min_child_samples"] * per_pair),
+            },
+        )
 
     def fit(y: np.ndarray) -> Pipeline:
         cfg = recipe
         if cfg.kind is ModelKind.lightgbm and cfg.early_stopping_rounds > 0:
-            ex = Examples(periods.X, y, groups)
-            folds = grouped_folds(ex, np.arange(len(y)), n_folds, seed)
-            rounds = early_stopped_rounds(ex, folds, cfg, seed)
+            rounds = hazard_rounds(periods, y, cfg, n_folds, seed)
             cfg = dataclasses.replace(cfg, params={**cfg.params, "n_estimators": rounds})
-        return make_pipeline(cfg, seed).fit(periods.X, y)
+        # the final step's sample weights (the logistic estimator is a pipeline of its own)
+        key = (
+            "model__sample_weight"
+            if cfg.kind is ModelKind.lightgbm
+            else "model__logreg__sample_weight"
+        )
+        return make_pipeline(cfg, seed, exposure_column=PERIOD).fit(
+            periods.X, y, **{key: periods.weight}
+        )
 
     dropout, completion = fit(periods.dropout), fit(periods.completion)
     model = HazardRiskModel(

@@ -9,6 +9,7 @@ session rows into landmark rows changes the number of rows, so it is a plain fun
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,16 +63,22 @@ def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
     )
 
 
-def learned_steps(seed: int) -> list[tuple[str, Any]]:
+def learned_steps(seed: int, exposure_column: str | None = None) -> list[tuple[str, Any]]:
     """The transformers that learn features from training data (before the estimator)."""
     return [
         ("expected_course", ExpectedCourseDeviation(step_column="attendance_attended")),
-        ("therapist_context", TherapistContext(random_state=seed)),
+        (
+            "therapist_context",
+            TherapistContext(random_state=seed, exposure_column=exposure_column),
+        ),
     ]
 
 
-def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
-    """Landmark feature frame -> learned context features -> estimator."""
+def make_pipeline(cfg: ModelConfig, seed: int, exposure_column: str | None = None) -> Pipeline:
+    """Landmark feature frame -> learned context features -> estimator.
+
+    ``exposure_column`` (hazard framing): the therapist's dropout rate per session at risk.
+    """
     drop_ids = ColumnTransformer(
         [("ids", "drop", list(ID_COLUMNS))],
         remainder="passthrough",
@@ -79,7 +86,7 @@ def make_pipeline(cfg: ModelConfig, seed: int) -> Pipeline:
     )
     pipe = Pipeline(
         [
-            *learned_steps(seed),
+            *learned_steps(seed, exposure_column),
             ("drop_ids", drop_ids),
             ("model", make_estimator(cfg, seed)),
         ]
@@ -149,10 +156,33 @@ class DropoutRiskModel:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.classifier.predict_proba(X)[:, 1], dtype=float)
 
-    def predict_latest(self, sessions: pd.DataFrame) -> pd.DataFrame:
+    # a landmark classifier answers the eventual risk only; hazard models also each horizon
+    has_horizons = False
+
+    @property
+    def served_horizons(self) -> list[int]:
+        """The horizons the served model answers (those it was evaluated at)."""
+        return []
+
+    def predict_horizons(self, X: pd.DataFrame, horizons: list[int]) -> list[np.ndarray]:
+        """[eventual risk, risk of dropout within each horizon]; a classifier of the eventual
+        outcome has no horizon risks (NaN)."""
+        risk = self.predict_proba(X)
+        return [risk, *(np.full(len(X), np.nan) for _ in horizons)]
+
+    @property
+    def last_trained_session(self) -> int:
+        """The latest landmark session the model learned from; later ones are out of range."""
+        return max(self.features.landmarks)
+
+    def predict_latest(self, sessions: pd.DataFrame, horizons: Sequence[int] = ()) -> pd.DataFrame:
+        """Risks per client as of its latest row (one column per horizon)."""
         X = self.landmark_frame(sessions, None)
         out = X[list(ID_COLUMNS)].copy()
-        out["dropout_risk"] = self.predict_proba(X)
+        risks = self.predict_horizons(X, list(horizons))
+        out["dropout_risk"] = risks[0]
+        for h, r in zip(horizons, risks[1:], strict=True):
+            out[f"dropout_risk_within_{h}"] = r
         return out
 
     def _pipelines(self) -> list[Pipeline]:

@@ -74,7 +74,8 @@ def reliability_diagram(result: EvaluationResult, scores: dict[str, np.ndarray])
 
 def auc_by_landmark(result: EvaluationResult) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, (name, grp) in enumerate(result.by_landmark.groupby("score", sort=False)):
+    eventual = result.by_landmark[~result.by_landmark.score.str.contains(" within ")]
+    for i, (name, grp) in enumerate(eventual.groupby("score", sort=False)):
         color = PALETTE[i % len(PALETTE)]
         ax.plot(grp.landmark, grp.roc_auc, "o-", color=color, label=name)
         if name == result.main:

@@ -14,18 +14,19 @@ from alliance_dropout.contract import (
     ALLIANCE_THERAPIST,
     ATTENDANCE,
     CLIENT_ID,
+    FLAG_BEYOND_TRAINING_RANGE,
     FLAG_LOW_ALLIANCE,
     FLAG_OFF_EXPECTED_COURSE,
     FLAG_RECENT_MISSED,
     FLAG_UNREPAIRED_RUPTURE,
     PHQ9,
-    RISK_LIST_COLUMNS,
     RISK_TIERS,
     SESSION_DATE,
     SESSION_NUMBER,
     SYMPTOM_SCORE,
     WAI_SR,
     Scale,
+    risk_list_columns,
 )
 
 TIERS = RISK_TIERS
@@ -37,10 +38,12 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     FLAG_LOW_ALLIANCE: ("Low alliance", "▼", "f-alliance"),
     FLAG_OFF_EXPECTED_COURSE: ("Off expected course", "↗", "f-course"),
     FLAG_RECENT_MISSED: ("Recent missed session", "✕", "f-missed"),
+    FLAG_BEYOND_TRAINING_RANGE: ("Past the sessions the model learned from", "?", "f-range"),
 }
 
-# the scoring stage's output (the ranked risk list) is the report's input
-SCORED_COLUMNS = RISK_LIST_COLUMNS
+# the scoring stage's output (the ranked risk list) is the report's input; the columns of the
+# risk within each horizon (dropout_risk_within_<h>) are shown when present
+SCORED_COLUMNS = risk_list_columns(())
 HISTORY_COLUMNS = (
     CLIENT_ID,
     SESSION_NUMBER,

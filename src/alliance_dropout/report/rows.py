@@ -47,6 +47,24 @@ def _reasons(top_reasons: pd.Series) -> pd.Series:
     )
 
 
+def _horizons(s: pd.DataFrame) -> pd.Series:
+    """'within 1 session 3% · within 4 sessions 11%' under the eventual risk, where present."""
+    parts = []
+    for col in s.columns:
+        h = str(col).removeprefix(f"{DROPOUT_RISK}_within_")
+        if h == str(col) or not h.isdigit():
+            continue
+        risk = pd.to_numeric(s[col], errors="coerce").astype(float)
+        label = f"within {h} session{'s' if h != '1' else ''} "
+        parts.append((label + risk_percent_label(risk)).where(risk.notna(), ""))
+    if not parts:
+        return pd.Series("", index=s.index, dtype=str)
+    text = parts[0]
+    for p in parts[1:]:
+        text = text.str.cat(p, sep=" · ").str.strip(" ·")
+    return ('<span class="horizons">' + text + "</span>").where(text != "", "")
+
+
 def _flags(s: pd.DataFrame) -> pd.Series:
     """A labelled pill per raised flag."""
     flags = pd.Series("", index=s.index, dtype=str)
@@ -123,7 +141,9 @@ def caseload_rows(scored: pd.DataFrame, charts: pd.Series, max_charts: int) -> M
         + tier_class
         + '">'
         + tier
-        + '</span></td><td class="reasons">'
+        + "</span>"
+        + _horizons(s)
+        + '</td><td class="reasons">'
         + _reasons(s[TOP_REASONS])
         + '</td><td class="flags">'
         + _flags(s)

@@ -81,7 +81,8 @@ def test_run_holds_config_lineage_metrics_plots_card_and_model(workspace):
     # the store groups metric names (test/..., data/...); read them back by the flat key
     stored = run.data.metrics
     metrics = {k: stored[tracking.metric_name(k)] for k in workspace["summary"].metrics}
-    assert stored["a_headline/roc_auc"] == metrics["test_model_roc_auc"]
+    assert stored["a_headline/roc_auc_pooled"] == metrics["test_model_roc_auc"]
+    assert stored["a_headline/roc_auc_landmark_mean"] == metrics["test_model_roc_auc_landmark_mean"]
     assert run.data.tags["mlflow.note.content"].startswith("**Held-out test set**")
     assert params["model.kind"] == "lightgbm"
     assert tags["git_commit"]
@@ -181,7 +182,11 @@ def test_a_worse_model_is_registered_but_not_promoted(workspace):
     summary = training.run(to_object(cfg))
     assert summary.promotion is not None
     assert not summary.promotion.promoted
-    assert "champion" in summary.promotion.reason or "rule" in summary.promotion.reason
+    # beaten by the champion or the rules, or (a logistic hazard on 900 episodes) not
+    # calibrated: any of the gate's rules may stop it, each in plain words
+    assert any(
+        word in summary.promotion.reason for word in ("champion", "rule", "not calibrated")
+    )
     assert summary.promotion.version == "2"  # registered all the same
     client = MlflowClient()
     champion = client.get_model_version_by_alias("alliance-dropout", "champion")

@@ -99,7 +99,8 @@ def test_runs_have_descriptions_and_grouped_metrics(sweep) -> None:
             continue
         note = run.data.tags["mlflow.note.content"]
         assert "ROC AUC" in note and "95% CI" in note
-        assert "a_headline/roc_auc" in run.data.metrics
+        assert "a_headline/roc_auc_landmark_mean" in run.data.metrics
+        assert "a_headline/roc_auc_pooled" in run.data.metrics
         assert any(k.startswith("test/") for k in run.data.metrics)
         assert any(k.startswith("data/") for k in run.data.metrics)
         assert not any(k.startswith("test_") for k in run.data.metrics)

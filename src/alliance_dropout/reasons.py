@@ -32,8 +32,16 @@ ValueTest = Callable[[np.ndarray], np.ndarray]
 # Reasons are about the client's own course, something to raise in the next session. Therapist
 # context still counts in the risk, but it is not a reason a clinician can act on with this
 # client, and the tool must not read as an appraisal of the therapist (model card).
+# The hazard model's clock (the session number and the sessions ahead) is not a reason either:
+# how far along an episode is cannot be raised with the client.
 NOT_REASONS = frozenset(
-    {"therapist_dropout_rate", "therapist_mean_alliance", "therapist_n_clients"}
+    {
+        "therapist_dropout_rate",
+        "therapist_mean_alliance",
+        "therapist_n_clients",
+        "period",
+        "sessions_ahead",
+    }
 )
 UP, DOWN = "↑", "↓"
 SEPARATOR = " | "

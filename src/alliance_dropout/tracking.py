@@ -203,7 +203,10 @@ def log_params(params: dict[str, Any]) -> None:
 # Metric names in the store carry a group prefix, so the UI groups them (and the headline
 # comes first) instead of listing 160 names alphabetically with data counts before test AUC.
 HEADLINE = {
-    "test_model_roc_auc": "roc_auc",
+    # the headline: ROC AUC per landmark, averaged (the pooled one flatters: the session
+    # number alone ranks the pooled rows)
+    "test_model_roc_auc_landmark_mean": "roc_auc_landmark_mean",
+    "test_model_roc_auc": "roc_auc_pooled",
     "test_model_pr_auc": "pr_auc",
     "test_model_brier": "brier",
     "test_model_calibration_slope": "calibration_slope",

@@ -358,7 +358,8 @@ def run(cfg: TrainRunConfig) -> RunSummary:
 def run_description(result: EvaluationResult, promotion: reg.PromotionDecision | None) -> str:
     """The run's headline in plain words: metrics with 95% CIs, then the registry decision."""
     labels = {
-        "roc_auc": "ROC AUC",
+        "roc_auc_landmark_mean": "ROC AUC, mean over landmarks (headline)",
+        "roc_auc": "ROC AUC, all landmark rows pooled",
         "pr_auc": "PR AUC",
         "brier": "Brier score",
         "calibration_slope": "Calibration slope",
@@ -367,7 +368,8 @@ def run_description(result: EvaluationResult, promotion: reg.PromotionDecision |
     rows = result.overall[result.overall.score == MAIN].set_index("metric")
     lines = [
         f"**Held-out test set**: {result.n_clients} clients, {result.n_rows} client-landmark "
-        f"rows, dropout prevalence {result.prevalence:.3f}. 95% CIs by client bootstrap.",
+        f"rows, dropout prevalence {result.prevalence:.3f}. 95% CIs by bootstrap of the "
+        "split's unit (clients, or therapists for a therapist split).",
         "",
         "| metric | estimate (95% CI) |",
         "|---|---|",
@@ -377,11 +379,13 @@ def run_description(result: EvaluationResult, promotion: reg.PromotionDecision |
             r = rows.loc[key]
             lines.append(f"| {label} | {r.value:.3f} ({r.ci_low:.3f} to {r.ci_high:.3f}) |")
     for r in result.overall[
-        result.overall.score.str.startswith(f"{MAIN} - ") & (result.overall.metric == "roc_auc")
+        result.overall.score.str.startswith(f"{MAIN} - ")
+        & (result.overall.metric == "roc_auc_landmark_mean")
     ].itertuples():
         other = str(r.score).removeprefix(f"{MAIN} - ")
         lines.append(
-            f"| ROC AUC gain over {other} | {r.value:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f}) |"
+            f"| ROC AUC gain over {other} (landmark mean) | {r.value:+.3f} "
+            f"({r.ci_low:+.3f} to {r.ci_high:+.3f}) |"
         )
     lines += [
         "",
@@ -415,6 +419,28 @@ def _model_card(
         git_commit=trk.git_commit(),
         promotion=promotion.reason if promotion else None,
         ci_level=cfg.evaluation.ci_level,
+        risk_definition=_risk_definition(fitted.main_cfg, cfg.evaluation.horizons),
+    )
+
+
+def _risk_definition(model_cfg: ModelConfig, horizons: list[int]) -> str:
+    if model_cfg.framing is Framing.hazard:
+        within = ", ".join(f"dropout_risk_within_{h}" for h in horizons)
+        return (
+            "Discrete-time competing risks over scheduled sessions (modeling/hazard.py): "
+            "landmark-conditional hazards of dropout and of planned completion, fitted on every "
+            "session row of every episode, ongoing ones censored after their last row. "
+            "`dropout_risk` is the probability that the episode ends in dropout (cumulative "
+            f"incidence up to session {model_cfg.last_session}), as of the client's latest "
+            f"session; {within}: dropout within the next h sessions, this one included. Only "
+            "the information up to that session is used; nothing assumes the trajectory stays "
+            "as it is. Landmarks past the last one trained on are flagged "
+            "(flag_beyond_training_range)."
+        )
+    return (
+        "One calibrated classifier of 'this episode eventually ends in dropout', trained at "
+        "landmark sessions on ended episodes only (ongoing episodes have no label and are left "
+        "out, which over-represents dropouts among recent intakes). No horizon risks."
     )
 
 
@@ -591,7 +617,14 @@ def _open_label_rows(examples: Examples, cfg: TrainRunConfig) -> Examples:
 
 
 def _headline(result: EvaluationResult) -> dict[str, Any]:
-    keep = ("roc_auc", "pr_auc", "brier", "calibration_slope", "calibration_intercept")
+    keep = (
+        "roc_auc_landmark_mean",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "calibration_slope",
+        "calibration_intercept",
+    )
     rows = result.overall[result.overall.metric.isin(keep)]
     return {
         f"{r.score}.{r.metric}": [round(r.value, 4), round(r.ci_low, 4), round(r.ci_high, 4)]

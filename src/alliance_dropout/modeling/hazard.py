@@ -31,16 +31,20 @@ calibration step. The projection stops at ``last_session``.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from alliance_dropout import contract as c
 from alliance_dropout.config.modeling import ModelConfig, ModelKind
 from alliance_dropout.features.builder import FeatureSettings
+from alliance_dropout.features.spec import FeatureSpec
 from alliance_dropout.modeling.fitting import Examples, grouped_folds
 from alliance_dropout.modeling.models import DropoutRiskModel, make_pipeline
 
@@ -131,7 +135,14 @@ class HazardRiskModel(DropoutRiskModel):
 
     dropout_hazard: Pipeline | None = None
     completion_hazard: Pipeline | None = None
+    # the recalibration of each hazard's estimator (fitted on held-out clients); None: as is
+    dropout_calibration: CalibratedClassifierCV | None = None
+    completion_calibration: CalibratedClassifierCV | None = None
     last_session: int = 40
+    # the clock is held at the edge of the training data beyond it (a linear hazard would
+    # otherwise extrapolate its trend in the session number over every projected session)
+    period_cap: float = np.inf
+    ahead_cap: float = np.inf
     # the horizons it was evaluated at, which the served model answers
     horizons: list[int] = dataclasses.field(default_factory=lambda: [1, 4])
     has_horizons = True
@@ -150,6 +161,35 @@ class HazardRiskModel(DropoutRiskModel):
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         return super().contributions(with_clock(X))
 
+    def feature_specs(self) -> list[FeatureSpec]:
+        """The dictionary, plus the hazard's clock."""
+        reference = "Singer & Willett 1993; van Houwelingen 2007 (landmarking)"
+        return [
+            *super().feature_specs(),
+            FeatureSpec(
+                PERIOD,
+                "hazard_clock",
+                "The session the hazard is about (the landmark session plus the sessions ahead).",
+                "session number",
+                reference,
+            ),
+            FeatureSpec(
+                AHEAD,
+                "hazard_clock",
+                "How many sessions after the landmark (whose features are used) the hazard is "
+                "about; 0 at the landmark itself.",
+                "sessions",
+                reference,
+            ),
+        ]
+
+    @staticmethod
+    def _hazard(
+        pipe: Pipeline, calibration: CalibratedClassifierCV | None, Xt: pd.DataFrame
+    ) -> np.ndarray:
+        estimator = calibration if calibration is not None else pipe[-1]
+        return np.asarray(estimator.predict_proba(Xt)[:, 1], dtype=float)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_horizons(X, [])[0]
 
@@ -167,6 +207,9 @@ class HazardRiskModel(DropoutRiskModel):
         # the learned features once; then only the clock moves
         Xd = self.dropout_hazard[:-1].transform(with_clock(X))
         Xc = self.completion_hazard[:-1].transform(with_clock(X))
+        # the landmark itself may lie past the cap too (a client beyond the training range)
+        Xd[PERIOD] = np.minimum(Xd[PERIOD].to_numpy(), self.period_cap).astype(np.float32)
+        Xc[PERIOD] = np.minimum(Xc[PERIOD].to_numpy(), self.period_cap).astype(np.float32)
         survival = np.ones(n)
         risk = np.zeros(n)
         within: dict[int, np.ndarray] = {}
@@ -175,10 +218,14 @@ class HazardRiskModel(DropoutRiskModel):
             if not open_.any():
                 break
             for frame in (Xd, Xc):
-                frame[PERIOD] = (start + k).astype(np.float32)
-                frame[AHEAD] = np.float32(k)
-            h_d = np.where(open_, self.dropout_hazard[-1].predict_proba(Xd)[:, 1], 0.0)
-            h_c = np.where(open_, self.completion_hazard[-1].predict_proba(Xc)[:, 1], 0.0)
+                frame[PERIOD] = np.minimum(start + k, self.period_cap).astype(np.float32)
+                frame[AHEAD] = np.float32(min(k, self.ahead_cap))
+            h_d = np.where(
+                open_, self._hazard(self.dropout_hazard, self.dropout_calibration, Xd), 0.0
+            )
+            h_c = np.where(
+                open_, self._hazard(self.completion_hazard, self.completion_calibration, Xc), 0.0
+            )
             risk += survival * h_d
             survival = np.clip(survival * (1.0 - h_d - h_c), 0.0, 1.0)
             for h in horizons:
@@ -189,29 +236,65 @@ class HazardRiskModel(DropoutRiskModel):
         return out
 
 
-def hazard_rounds(
+@dataclass
+class FittedHazard:
+    pipeline: Pipeline
+    calibration: CalibratedClassifierCV
+
+
+def fit_hazard(
     periods: PersonPeriods, y: np.ndarray, cfg: ModelConfig, n_folds: int, seed: int
-) -> int:
-    """Trees of one hazard, by early stopping on the weighted log loss of one held-out fold of
-    clients (a hazard is a probability: log loss is its proper score; the person-period rows
-    are many, so one fold is enough and five would cost five fits)."""
+) -> FittedHazard:
+    """One hazard: fitted on the clients of all folds but one, early-stopped (LightGBM) and
+    recalibrated on the held-out fold's clients.
+
+    A hazard is a probability: the weighted log loss is its proper score, so early stopping
+    watches it; a logistic recalibration of the held-out log-odds (Platt; Steyerberg's
+    recalibration) then corrects a hazard that is too cautious or too sure, which the
+    cumulative incidence would otherwise compound over every session ahead. The person-period
+    rows are many, so one held-out fold is enough, and the fold's model is the final one.
+    """
     ex = Examples(periods.X, y, periods.groups)
     fit_idx, val_idx = grouped_folds(ex, np.arange(len(y)), n_folds, seed)[0]
-    pipe = make_pipeline(cfg, seed, exposure_column=PERIOD)
+    pipe = make_pipeline(cfg, seed, exposure_column=PERIOD, clock_columns=CLOCK_COLUMNS)
     features = pipe[:-1]
     X_fit = features.fit_transform(periods.X.iloc[fit_idx], y[fit_idx])
     X_val = features.transform(periods.X.iloc[val_idx])
-    pipe[-1].fit(
-        X_fit,
-        y[fit_idx],
-        sample_weight=periods.weight[fit_idx],
-        eval_X=X_val,
-        eval_y=y[val_idx],
-        eval_sample_weight=[periods.weight[val_idx]],
-        eval_metric="binary_logloss",
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    w_fit, w_val = periods.weight[fit_idx], periods.weight[val_idx]
+    if cfg.kind is ModelKind.lightgbm and cfg.early_stopping_rounds > 0:
+        pipe[-1].fit(
+            X_fit,
+            y[fit_idx],
+            sample_weight=w_fit,
+            eval_X=X_val,
+            eval_y=y[val_idx],
+            eval_sample_weight=[w_val],
+            eval_metric="binary_logloss",
+            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+        )
+    elif cfg.kind is ModelKind.lightgbm:
+        pipe[-1].fit(X_fit, y[fit_idx], sample_weight=w_fit)
+    else:  # the logistic estimator is a pipeline of its own
+        pipe[-1].fit(X_fit, y[fit_idx], logreg__sample_weight=w_fit)
+    calibration = CalibratedClassifierCV(FrozenEstimator(pipe[-1]), method="sigmoid")
+    with warnings.catch_warnings():
+        # the weights are meant for the calibrator only: the frozen hazard is not refitted
+        warnings.filterwarnings("ignore", message="Since FrozenEstimator does not appear")
+        calibration.fit(X_val, y[val_idx], sample_weight=w_val)
+    return FittedHazard(pipe, calibration)
+
+
+def clock_caps(periods: PersonPeriods, share: float = 0.99) -> tuple[float, float]:
+    """The session number and the sessions ahead below which ``share`` of the training events
+    fall: the edge of the data the hazards were fitted on."""
+    event = (periods.dropout + periods.completion) > 0
+    if not event.any():
+        return np.inf, np.inf
+    rows = periods.X.loc[event]
+    return (
+        float(np.quantile(rows[PERIOD].to_numpy(), share)),
+        float(np.quantile(rows[AHEAD].to_numpy(), share)),
     )
-    return int(pipe[-1].best_iteration_ or pipe[-1].n_estimators)
 
 
 def fit_hazards(
@@ -223,47 +306,32 @@ def fit_hazards(
     seed: int,
     last_session: int,
 ) -> HazardRiskModel:
-    """Both hazards on the person-period rows (early stopping on client-grouped folds)."""
+    """Both hazards on the person-period rows (see :func:`fit_hazard`)."""
     # hazards are probabilities: no class re-weighting
     recipe = dataclasses.replace(model_cfg, class_weight=None)
-    if recipe.kind is ModelKind.lightgbm and "min_child_samples" in recipe.params:
-        # a (client, landmark) pair stands in several rows (one per later session) with the
-        # same features: a leaf must span as many pairs as a landmark classifier's leaf spans
-        # rows, or trees learn single clients' futures (risks far too extreme at early
-        # landmarks, whose futures are long)
+    if recipe.kind is ModelKind.logreg and "C" in recipe.params:
+        # the penalty is weighed against the summed loss of every row, and a (client,
+        # landmark) pair stands in several near-identical rows (one per later session): keep
+        # the penalty's strength per pair what it is per example in the landmark framing
         pairs = periods.X[[c.CLIENT_ID, "landmark_session"]].drop_duplicates().shape[0]
-        per_pair = max(1.0, len(periods.X) / max(pairs, 1))
-        recipe = dataclasses.replace(
-            recipe,
-            params={
-                **recipe.params,
-                "min_child_samples": int(recipe.params["min_child_samples"] * per_pair),
-            },
-        )
+        rows_per_pair = float(periods.weight.sum()) / max(pairs, 1)
+        params = {**recipe.params, "C": float(recipe.params["C"]) / max(rows_per_pair, 1.0)}
+        recipe = dataclasses.replace(recipe, params=params)
 
-    def fit(y: np.ndarray) -> Pipeline:
-        cfg = recipe
-        if cfg.kind is ModelKind.lightgbm and cfg.early_stopping_rounds > 0:
-            rounds = hazard_rounds(periods, y, cfg, n_folds, seed)
-            cfg = dataclasses.replace(cfg, params={**cfg.params, "n_estimators": rounds})
-        # the final step's sample weights (the logistic estimator is a pipeline of its own)
-        key = (
-            "model__sample_weight"
-            if cfg.kind is ModelKind.lightgbm
-            else "model__logreg__sample_weight"
-        )
-        return make_pipeline(cfg, seed, exposure_column=PERIOD).fit(
-            periods.X, y, **{key: periods.weight}
-        )
+    def fit(y: np.ndarray) -> FittedHazard:
+        return fit_hazard(periods, y, recipe, n_folds, seed)
 
     dropout, completion = fit(periods.dropout), fit(periods.completion)
     model = HazardRiskModel(
         settings=settings,
         classifier=None,  # two hazards instead of one classifier
         model_kind=f"{model_cfg.kind.value}-hazard",
-        dropout_hazard=dropout,
-        completion_hazard=completion,
+        dropout_hazard=dropout.pipeline,
+        completion_hazard=completion.pipeline,
+        dropout_calibration=dropout.calibration,
+        completion_calibration=completion.calibration,
         last_session=last_session,
     )
+    model.period_cap, model.ahead_cap = clock_caps(periods)
     model.feature_names = list(model.transform_features(periods.X.head(1)).columns)
     return model

@@ -37,6 +37,21 @@ def _ci(row: Any) -> str:
     return f"{_fmt(row.value)} ({_fmt(row.ci_low)} to {_fmt(row.ci_high)})"
 
 
+def _per_landmark(result: EvaluationResult) -> str:
+    bl = result.by_landmark
+    rows = bl[(bl.score == result.main) | bl.score.str.startswith(f"{result.main} within ")]
+    out = ["| risk | landmark | clients | events | ROC AUC | calibration slope | intercept |"]
+    out.append("|---|---|---|---|---|---|---|")
+    for r in rows.itertuples():
+        slope = getattr(r, "calibration_slope", float("nan"))
+        out.append(
+            f"| {r.score} | {r.landmark} | {r.n} | {r.events} | {_fmt(r.roc_auc)} "
+            f"({_fmt(r.ci_low)} to {_fmt(r.ci_high)}) | {_fmt(slope)} | "
+            f"{_fmt(getattr(r, 'calibration_intercept', float('nan')))} |"
+        )
+    return "\n".join(out)
+
+
 def render_model_card(
     result: EvaluationResult,
     *,
@@ -47,6 +62,7 @@ def render_model_card(
     git_commit: str,
     promotion: str | None,
     ci_level: float,
+    risk_definition: str = "",
 ) -> str:
     pct = round(100 * ci_level)
     main = result.overall[result.overall.score == result.main]
@@ -62,6 +78,7 @@ def render_model_card(
         "next session (repair a rupture, revisit goals, follow up a missed appointment). It is a ",
         "prompt for clinical attention, to be read together with the listed reasons.",
         "",
+        *(["## What the risk means", risk_definition, ""] if risk_definition else []),
         "## Must not be used for",
         "- deciding who receives, continues or is discharged from treatment, or any eligibility, ",
         "  funding, insurance or employment decision;",
@@ -95,6 +112,8 @@ def render_model_card(
     ]
     lines += ["", "| score | ROC AUC |", "|---|---|"]
     lines += [f"| {r.score} | {_ci(r)} |" for r in others.itertuples()]
+    lines += ["", "### Per landmark session (eventual risk, and each horizon)", ""]
+    lines.append(_per_landmark(result))
     lines += ["", "## Calibration"]
     slope = result.value(result.main, "calibration_slope")
     intercept = result.value(result.main, "calibration_intercept")

@@ -22,7 +22,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import SplineTransformer, StandardScaler
 
 from alliance_dropout.config.features import FeaturesConfig
 from alliance_dropout.config.modeling import ModelConfig, ModelKind
@@ -33,10 +33,16 @@ from alliance_dropout.features.learned import ExpectedCourseDeviation, Therapist
 from alliance_dropout.features.spec import FeatureSpec
 
 
-def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
+def make_estimator(
+    cfg: ModelConfig, seed: int, clock_columns: tuple[str, ...] = ()
+) -> BaseEstimator:
     """The final estimator of the pipeline, from config.
 
     ``cfg.params`` go to the estimator as they are: their defaults live in ``conf/model/`` only.
+    ``clock_columns`` (a hazard's session number and sessions ahead) enter a logistic model as
+    cubic B-splines held constant beyond the data: the baseline hazard of a discrete-time model
+    needs a flexible shape of time (Singer & Willett 1993 use a dummy per period), and a linear
+    term would extrapolate its trend over every projected session. Trees need neither.
     """
     if cfg.kind is ModelKind.lightgbm:
         params = dict(cfg.params)
@@ -51,8 +57,22 @@ def make_estimator(cfg: ModelConfig, seed: int) -> BaseEstimator:
             verbose=-1,
         )
     params = dict(cfg.params)
+    clock = []
+    if clock_columns:
+        splines = SplineTransformer(n_knots=6, degree=3, knots="quantile", extrapolation="constant")
+        clock = [
+            (
+                "clock",
+                ColumnTransformer(
+                    [("splines", splines, list(clock_columns))],
+                    remainder="passthrough",
+                    verbose_feature_names_out=False,
+                ).set_output(transform="pandas"),
+            )
+        ]
     return Pipeline(
         [
+            *clock,
             (
                 "impute",
                 SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
@@ -74,10 +94,16 @@ def learned_steps(seed: int, exposure_column: str | None = None) -> list[tuple[s
     ]
 
 
-def make_pipeline(cfg: ModelConfig, seed: int, exposure_column: str | None = None) -> Pipeline:
+def make_pipeline(
+    cfg: ModelConfig,
+    seed: int,
+    exposure_column: str | None = None,
+    clock_columns: tuple[str, ...] = (),
+) -> Pipeline:
     """Landmark feature frame -> learned context features -> estimator.
 
-    ``exposure_column`` (hazard framing): the therapist's dropout rate per session at risk.
+    Hazard framing: ``exposure_column`` makes the therapist's dropout rate one per session at
+    risk; ``clock_columns`` are the hazard's time (see :func:`make_estimator`).
     """
     drop_ids = ColumnTransformer(
         [("ids", "drop", list(ID_COLUMNS))],
@@ -88,7 +114,7 @@ def make_pipeline(cfg: ModelConfig, seed: int, exposure_column: str | None = Non
         [
             *learned_steps(seed, exposure_column),
             ("drop_ids", drop_ids),
-            ("model", make_estimator(cfg, seed)),
+            ("model", make_estimator(cfg, seed, clock_columns)),
         ]
     )
     return pipe.set_output(transform="pandas")
@@ -112,14 +138,16 @@ def contributions(pipe: Pipeline, X: pd.DataFrame) -> pd.DataFrame:
         contrib = np.asarray(model.predict(Xt, pred_contrib=True))[:, :-1]
         return pd.DataFrame(contrib, columns=Xt.columns, index=X.index)
     impute, scale, logreg = model["impute"], model["scale"], model["logreg"]
-    Z = scale.transform(impute.transform(Xt))
-    names = impute.get_feature_names_out(Xt.columns)
+    Xm = model["clock"].transform(Xt) if "clock" in model.named_steps else Xt
+    Z = scale.transform(impute.transform(Xm))
+    names = impute.get_feature_names_out(Xm.columns)
     terms = pd.DataFrame(np.asarray(Z) * logreg.coef_[0], columns=names, index=X.index)
-    out = terms[list(Xt.columns)].copy()
+    out = pd.DataFrame(0.0, index=X.index, columns=list(Xt.columns))
     for name in names:
-        if name.startswith("missingindicator_"):
-            base = name.removeprefix("missingindicator_")
-            out[base] = out[base] + terms[name]
+        base = str(name).removeprefix("missingindicator_")
+        if base not in out.columns:  # a spline column of a clock column: "<column>_sp_<k>"
+            base = base.rsplit("_sp_", 1)[0]
+        out[base] = out[base] + terms[name]
     return out
 
 

@@ -75,3 +75,14 @@ def test_reference_rules_put_unrated_clients_at_the_midpoint_and_alert_low_allia
     rules = reference_scores(SESSIONS, rows, c.WAI_SR, ReferenceRulesConfig(alert_cutoff=3.5))
     assert rules[LATEST_ALLIANCE].tolist() == pytest.approx([2.0, 2.0])
     assert rules[PCOMS_ALERT].tolist() == [1.0, 0.0]
+
+
+def test_pcoms_alert_counts_a_drop_of_exactly_the_threshold():
+    # 2.05 - 1.80 is 0.24999999999999978 in binary floating point, yet it is a 0.25-point drop
+    sessions = sessions_frame([("e", 1, c.ATTENDED, 2.05), ("e", 2, c.ATTENDED, 1.80)])
+    rows = pd.DataFrame({c.CLIENT_ID: ["e"], "landmark_session": [2]})
+    # a cut-off below both ratings, so only the drop can raise the alert
+    rules = reference_scores(
+        sessions, rows, c.WAI_SR, ReferenceRulesConfig(alert_cutoff=1.0, alert_drop=0.25)
+    )
+    assert rules[PCOMS_ALERT].tolist() == [1.0]

@@ -3,13 +3,16 @@ import pandas as pd
 import pytest
 
 from alliance_dropout import contract as c
+from alliance_dropout.config import to_object
 from alliance_dropout.config.modeling import LabelConfig, LabelDefinition, ReferenceRulesConfig
-from alliance_dropout.modeling.labels import episode_labels
+from alliance_dropout.modeling.fitting import Examples
+from alliance_dropout.modeling.labels import describe_label, episode_labels
 from alliance_dropout.modeling.reference_rules import (
     LATEST_ALLIANCE,
     PCOMS_ALERT,
     reference_scores,
 )
+from alliance_dropout.training import _open_label_rows
 
 
 def sessions_frame(rows):
@@ -52,6 +55,35 @@ def test_early_termination_label_counts_attended_sessions():
     labels = episode_labels(OUTCOMES, SESSIONS, cfg)
     # a attended 3 (not early), b attended 1 (early), c attended 0 (early); d is ongoing
     assert labels.to_dict() == {"a": 0, "b": 1, "c": 1}
+
+
+def test_early_termination_description_says_only_open_landmarks_are_used():
+    text = describe_label(LabelConfig(definition=LabelDefinition.early_termination, min_attended=3))
+    assert "fewer than 3 attended sessions = 1" in text
+    # the model card and the run's tag carry this text: they must name the landmark restriction
+    assert "only at landmarks where the client has attended fewer than 3 sessions so far" in text
+    assert "landmarks" not in describe_label(LabelConfig())
+
+
+@pytest.mark.parametrize(
+    ("experiment", "kept_attended"),
+    [("early_termination", [0, 1]), ("default", [0, 1, 2, 3])],
+)
+def test_training_keeps_the_landmarks_the_label_description_names(
+    compose_cfg, experiment, kept_attended
+):
+    overrides = [] if experiment == "default" else [f"experiment={experiment}"]
+    cfg = to_object(compose_cfg("train", overrides))
+    attended = [0, 1, 2, 3]
+    examples = Examples(
+        X=pd.DataFrame({c.CLIENT_ID: list("abcd"), "attendance_attended": attended}),
+        y=np.zeros(4, dtype=int),
+        groups=np.array(list("abcd")),
+    )
+    kept = _open_label_rows(examples, cfg)
+    assert kept.X["attendance_attended"].tolist() == kept_attended
+    if experiment == "early_termination":
+        assert f"fewer than {cfg.label.min_attended} sessions so far" in describe_label(cfg.label)
 
 
 def test_reference_rules_use_only_rows_up_to_the_landmark():

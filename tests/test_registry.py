@@ -106,6 +106,21 @@ def test_no_client_id_anywhere_mlflow_holds(clinic) -> None:
         assert not leaked, (where, leaked[:3])
 
 
+def test_the_logged_model_requires_only_pinned_packages_it_loads(clinic) -> None:
+    """No skops (the model is a digest-checked joblib file) and nothing left unpinned."""
+    _use_store(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}")
+    version = MlflowClient().get_model_version_by_alias(NAME, registry.CHAMPION)
+    path = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{NAME}/{version.version}/requirements.txt",
+        dst_path=str(clinic["root"] / "requirements-probe"),
+    )
+    requirements = Path(path).read_text().split()
+    names = [r.split("==")[0] for r in requirements]
+    assert "skops" not in names
+    assert all("==" in r for r in requirements), requirements
+    assert {"scikit-learn", "lightgbm", "joblib"} <= set(names)
+
+
 def test_fitted_transformers_keep_aggregates_only(clinic) -> None:
     _use_store(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}")
     model = tracking.load_risk_model(f"models:/{NAME}@champion")

@@ -345,9 +345,8 @@ def log_table(df: pd.DataFrame, artifact_file: str) -> None:
 
 
 def python_requirements() -> list[str]:
-    return [f"{name}=={version}" for name, version in package_versions().items()] + [
-        "skops",
-    ]
+    """The logged model's pip requirements: every package it loads, pinned to this version."""
+    return [f"{name}=={version}" for name, version in package_versions().items()]
 
 
 MODEL_FILE = "risk_model.joblib"
@@ -373,6 +372,12 @@ def log_model(
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / MODEL_FILE
+        # joblib and a digest, not skops: the model is our own classes (DropoutRiskModel, the
+        # feature transformers) inside sklearn pipelines and calibrators, so skops would load
+        # it only with a trusted-type list naming each of our classes, kept in step with the
+        # code by hand (a class left off fails to load, one listed too freely is trusted
+        # blindly). The digest check guards the same threat, a file changed after logging,
+        # for any class without such a list.
         joblib.dump(risk_model, path)
         digest = file_sha256(path)
         entry = Path(__file__).with_name("serving_entry.py")

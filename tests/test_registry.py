@@ -162,6 +162,35 @@ def test_a_small_challenger_does_not_replace_the_champion(clinic, tmp_path) -> N
     assert _champion_version(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}") == before
 
 
+def test_promote_false_leaves_the_champion_in_place(clinic, tmp_path) -> None:
+    uri = f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}"
+    before = _champion_version(uri)
+    data = clinic["data"]
+    # a small export keeps the run short: the reason below shows that promote=false decided
+    keep = data.outcomes[c.CLIENT_ID].sample(400, random_state=2)
+    small = type(data)(
+        *(t[t[c.CLIENT_ID].isin(keep)] for t in (data.sessions, data.outcomes, data.clients))
+    )
+    result = _train(
+        clinic["root"], _write(small, tmp_path), "registered-only", "tracking.promote=false"
+    )
+    assert result.promotion is not None and not result.promotion.promoted
+    assert result.promotion.reason == "not promoted: tracking.promote is false (registered only)"
+    assert result.promotion.version is not None and result.promotion.version != before
+    assert _champion_version(uri) == before
+    version = MlflowClient().get_model_version(NAME, result.promotion.version)
+    assert version.tags["promotion.promoted"] == "False"
+    assert not version.aliases
+
+
+def test_the_registered_model_says_what_it_is(clinic) -> None:
+    _use_store(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}")
+    description = MlflowClient().get_registered_model(NAME).description
+    assert description, "the registered model has no description"
+    for words in ("probability", "psychotherapy", "dropout", "alliance", "raw session rows"):
+        assert words in description.lower(), words
+
+
 def test_promote_false_never_promotes_even_the_first_model(clinic, tmp_path) -> None:
     result = _train(tmp_path, clinic["paths"], "first", "tracking.promote=false")
     assert result.promotion is not None and not result.promotion.promoted

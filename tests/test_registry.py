@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import joblib
 import mlflow
@@ -23,6 +24,8 @@ from alliance_dropout import io, registry, tracking, training
 from alliance_dropout.config import TrackingConfig, to_object
 from alliance_dropout.config.simulate import SimulateConfig
 from alliance_dropout.errors import ConfigError, UntrustedModelError
+from alliance_dropout.modeling.fitting import Examples
+from alliance_dropout.serving import DropoutPyfunc
 from alliance_dropout.simulate import simulate
 from tests.conftest import compose_config
 
@@ -211,8 +214,6 @@ def test_the_margin_is_validated(margin: str) -> None:
 
 def test_gate_rules_in_plain_words() -> None:
     """Each rule decides on its own figures (no model needed)."""
-    from alliance_dropout.modeling.fitting import Examples
-
     y = np.array([1] * 60 + [0] * 240)
     test = Examples(
         X=pd.DataFrame({c.CLIENT_ID: [f"x{i}" for i in range(300)], "landmark_session": 2}),
@@ -344,10 +345,6 @@ def test_a_truly_better_challenger_on_unseen_clients_is_promoted(tmp_path) -> No
 
 def test_the_served_model_refuses_a_file_that_is_not_the_logged_one(tmp_path) -> None:
     """`mlflow models serve` loads through the pyfunc: it checks the digest before unpickling."""
-    from types import SimpleNamespace
-
-    from alliance_dropout.serving import DropoutPyfunc
-
     marker = tmp_path / "pwned"
     crafted = tmp_path / tracking.MODEL_FILE
     joblib.dump(_RunsCode(marker), crafted)

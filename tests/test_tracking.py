@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import socket
 from pathlib import Path
 
 import mlflow
+import pytest
 
+from alliance_dropout.errors import TrackingStoreError
 from alliance_dropout.tracking import flatten, resolve_uri, setup_tracking
 
 
@@ -37,12 +40,6 @@ def test_flatten_gives_dotted_param_names() -> None:
 
 
 def test_a_server_that_is_down_fails_fast_in_one_line(tmp_path: Path) -> None:
-    import socket
-
-    import pytest
-
-    from alliance_dropout.errors import TrackingStoreError
-
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -54,10 +51,6 @@ def test_a_server_that_is_down_fails_fast_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_store_that_cannot_be_created_fails_in_one_line(tmp_path: Path) -> None:
-    import pytest
-
-    from alliance_dropout.errors import TrackingStoreError
-
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(TrackingStoreError, match="tracking store"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alliance_dropout import tracking as trk
 from alliance_dropout.cli import echo
 from alliance_dropout.training import RunSummary
 
@@ -43,5 +44,10 @@ def print_training_summary(summary: RunSummary) -> float:
             p.reason,
         )
     echo("outputs: %s", summary.output_dir)
-    echo("open the MLflow UI with: make ui   (then http://127.0.0.1:5000)")
+    # a link to the training runs: the MLflow UI opens an experiment's GenAI view otherwise
+    link = trk.training_runs_link(summary.tracking_uri, summary.run_id)
+    if link is not None and link.startswith(trk.LOCAL_UI):
+        echo("open the MLflow UI with: make ui   (then %s)", link)
+    elif link is not None:
+        echo("the training runs in the MLflow UI: %s", link)
     return m.get("test_model_roc_auc_landmark_mean", m.get("test_model_roc_auc", float("nan")))

@@ -12,8 +12,12 @@ Pages: the experiment's runs list, the latest "pipeline-..." run (overview and m
 charts), the registered model and its latest version, and outputs/scores/caseload.html (run
 ``make score`` first). Needs only the project's venv and a ``chromium`` binary on PATH.
 
-Before loading the UI it seeds the browser's localStorage so the UI opens in its "Model training"
-view (MLflow 3 defaults to the GenAI traces view) and does not open its Assistant side panel.
+Nothing in the browser is set up to choose the UI's "Model training" view (a fresh profile;
+localStorage only records that the Assistant side panel was shown once, as it would cover part
+of every page). The script first loads the bare experiment address and logs the view the UI
+opens by itself: MLflow 3.17 opens its GenAI overview there whatever the experiment's
+``mlflow.experimentKind`` tag says (its view is a per-browser switch). The runs list is then
+shot at the link ``make run`` prints, which asks for the training runs in its address.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ EXPERIMENT = "alliance-dropout"
 MODEL = "alliance-dropout"
 WIDTH, HEIGHT = 1600, 1200
 
-# localStorage keys of the MLflow 3 UI (useLocalStorage stores JSON under "<key>_v<version>")
+# localStorage keys of the MLflow 3 UI (useLocalStorage stores JSON under "<key>_v<version>"):
+# the Assistant panel only, never the workflow type ("mlflow.workflowType"), which decides
+# whether the UI opens on training runs or on GenAI traces
 UI_STORAGE = {
-    "mlflow.workflowType_v1": "machine_learning",
     "mlflow.assistant.panelOpen_v1": False,
     "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,
 }
@@ -270,8 +275,27 @@ async def take(page: Page, shot: Shot, out: Path, timeout_s: float) -> bool:
     return ok
 
 
+async def view_opened_by_itself(page: Page, url: str, timeout_s: float) -> str:
+    """Which view the UI opens at the bare experiment address, with nothing chosen for it."""
+    await page.call("Page.navigate", url=url)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        text = str(await page.evaluate("document.body ? document.body.innerText : ''"))
+        if "matching run" in text:
+            return "its training runs"
+        if "Detect Issues" in text or "Token Usage" in text:
+            return "its GenAI overview (traces), whatever mlflow.experimentKind says"
+        await asyncio.sleep(0.25)
+    return f"no recognisable view within {timeout_s:.0f} s"
+
+
 async def shoot_all(
-    devtools_port: int, base: str, shots: list[Shot], out: Path, timeout_s: float
+    devtools_port: int,
+    base: str,
+    shots: list[Shot],
+    out: Path,
+    timeout_s: float,
+    bare_experiment_url: str,
 ) -> int:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{devtools_port}/json/list") as resp:
@@ -290,6 +314,8 @@ async def shoot_all(
                 "Page.addScriptToEvaluateOnNewDocument",
                 source=f"if (location.origin === {origin}) {{ try {{ {seed} }} catch (e) {{}} }}",
             )
+            view = await view_opened_by_itself(page, bare_experiment_url, timeout_s)
+            log(f"the bare experiment address opens {view}")
             failed = 0
             for shot in shots:
                 if not await take(page, shot, out, timeout_s):
@@ -297,9 +323,12 @@ async def shoot_all(
             return failed
 
 
-def plan(base: str, store_uri: str, report: Path) -> list[Shot]:
-    """The pages to capture, with ids looked up in the store."""
+def plan(base: str, store_uri: str, report: Path) -> tuple[list[Shot], str]:
+    """The pages to capture, with ids looked up in the store, and the bare experiment address."""
+    # imported here, while the server boots: importing MLflow takes seconds
     from mlflow import MlflowClient
+
+    from alliance_dropout.tracking import ui_runs_url
 
     client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -321,11 +350,9 @@ def plan(base: str, store_uri: str, report: Path) -> list[Shot]:
     first_metric = metric_names[0] if metric_names else "Metrics"
     run_url = f"{base}/#/experiments/{exp_id}/runs/{run.info.run_id}"
     shots = [
-        Shot(
-            "1_experiment_runs",
-            f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning",
-            [run_name, "matching run"],
-        ),
+        # the link `make run` prints: the MLflow 3.17 UI opens the bare experiment address in
+        # its GenAI view on a fresh browser (view_opened_by_itself logs what it opens)
+        Shot("1_experiment_runs", ui_runs_url(base, exp_id), [run_name, "matching run"]),
         Shot(
             "2_run_overview",
             run_url,
@@ -358,10 +385,19 @@ def plan(base: str, store_uri: str, report: Path) -> list[Shot]:
     else:
         log(f"WARNING no registered model {MODEL!r}; skipping its page")
     if report.exists():
-        shots.append(Shot("5_caseload_report", report.resolve().as_uri(), [], settle_s=2.0))
+        # tall enough for the summary cards and the first clients with their reasons and charts
+        shots.append(
+            Shot(
+                "5_caseload_report",
+                report.resolve().as_uri(),
+                ["Find client", "percentage point"],
+                settle_s=2.0,
+                height=2600,
+            )
+        )
     else:
         log(f"WARNING {report} is missing (run `make score`); skipping the report")
-    return shots
+    return shots, f"{base}/#/experiments/{exp_id}"
 
 
 def main() -> int:
@@ -388,12 +424,12 @@ def main() -> int:
         tmpdir = Path(tmp)
         server = mlflow_server(store_uri, mlruns / "artifacts", port, tmpdir / "server.log")
         with server as (base, wait_healthy):
-            shots = plan(base, store_uri, Path(args.report))  # while the server boots
+            shots, bare = plan(base, store_uri, Path(args.report))  # while the server boots
             wait_healthy()
             profile = tmpdir / "profile"
             profile.mkdir()
             with chromium(profile) as devtools_port:
-                failed = asyncio.run(shoot_all(devtools_port, base, shots, out, args.timeout))
+                failed = asyncio.run(shoot_all(devtools_port, base, shots, out, args.timeout, bare))
     log(
         f"{len(shots)} screenshots in {out} ({failed} not fully rendered)"
         f" in {time.monotonic() - started:.0f} s"

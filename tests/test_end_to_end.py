@@ -184,9 +184,7 @@ def test_a_worse_model_is_registered_but_not_promoted(workspace):
     assert not summary.promotion.promoted
     # beaten by the champion or the rules, or (a logistic hazard on 900 episodes) not
     # calibrated: any of the gate's rules may stop it, each in plain words
-    assert any(
-        word in summary.promotion.reason for word in ("champion", "rule", "not calibrated")
-    )
+    assert any(word in summary.promotion.reason for word in ("champion", "rule", "not calibrated"))
     assert summary.promotion.version == "2"  # registered all the same
     client = MlflowClient()
     champion = client.get_model_version_by_alias("alliance-dropout", "champion")

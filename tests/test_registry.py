@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import joblib
 import mlflow
@@ -23,6 +24,8 @@ from alliance_dropout import io, registry, tracking, training
 from alliance_dropout.config import TrackingConfig, to_object
 from alliance_dropout.config.simulate import SimulateConfig
 from alliance_dropout.errors import ConfigError, UntrustedModelError
+from alliance_dropout.modeling.fitting import Examples
+from alliance_dropout.serving import DropoutPyfunc
 from alliance_dropout.simulate import simulate
 from tests.conftest import compose_config
 
@@ -110,6 +113,21 @@ def test_no_client_id_anywhere_mlflow_holds(clinic) -> None:
         assert not leaked, (where, leaked[:3])
 
 
+def test_the_logged_model_requires_only_pinned_packages_it_loads(clinic) -> None:
+    """No skops (the model is a digest-checked joblib file) and nothing left unpinned."""
+    _use_store(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}")
+    version = MlflowClient().get_model_version_by_alias(NAME, registry.CHAMPION)
+    path = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{NAME}/{version.version}/requirements.txt",
+        dst_path=str(clinic["root"] / "requirements-probe"),
+    )
+    requirements = Path(path).read_text().split()
+    names = [r.split("==")[0] for r in requirements]
+    assert "skops" not in names
+    assert all("==" in r for r in requirements), requirements
+    assert {"scikit-learn", "lightgbm", "joblib"} <= set(names)
+
+
 def test_fitted_transformers_keep_aggregates_only(clinic) -> None:
     _use_store(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}")
     model = tracking.load_risk_model(f"models:/{NAME}@champion")
@@ -151,6 +169,35 @@ def test_a_small_challenger_does_not_replace_the_champion(clinic, tmp_path) -> N
     assert _champion_version(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}") == before
 
 
+def test_promote_false_leaves_the_champion_in_place(clinic, tmp_path) -> None:
+    uri = f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}"
+    before = _champion_version(uri)
+    data = clinic["data"]
+    # a small export keeps the run short: the reason below shows that promote=false decided
+    keep = data.outcomes[c.CLIENT_ID].sample(400, random_state=2)
+    small = type(data)(
+        *(t[t[c.CLIENT_ID].isin(keep)] for t in (data.sessions, data.outcomes, data.clients))
+    )
+    result = _train(
+        clinic["root"], _write(small, tmp_path), "registered-only", "tracking.promote=false"
+    )
+    assert result.promotion is not None and not result.promotion.promoted
+    assert result.promotion.reason == "not promoted: tracking.promote is false (registered only)"
+    assert result.promotion.version is not None and result.promotion.version != before
+    assert _champion_version(uri) == before
+    version = MlflowClient().get_model_version(NAME, result.promotion.version)
+    assert version.tags["promotion.promoted"] == "False"
+    assert not version.aliases
+
+
+def test_the_registered_model_says_what_it_is(clinic) -> None:
+    _use_store(f"sqlite:///{clinic['root'] / 'mlruns' / 'mlflow.db'}")
+    description = MlflowClient().get_registered_model(NAME).description
+    assert description, "the registered model has no description"
+    for words in ("probability", "psychotherapy", "dropout", "alliance", "raw session rows"):
+        assert words in description.lower(), words
+
+
 def test_promote_false_never_promotes_even_the_first_model(clinic, tmp_path) -> None:
     result = _train(tmp_path, clinic["paths"], "first", "tracking.promote=false")
     assert result.promotion is not None and not result.promotion.promoted
@@ -171,8 +218,6 @@ def test_the_margin_is_validated(margin: str) -> None:
 
 def test_gate_rules_in_plain_words() -> None:
     """Each rule decides on its own figures (no model needed)."""
-    from alliance_dropout.modeling.fitting import Examples
-
     y = np.array([1] * 60 + [0] * 240)
     test = Examples(
         X=pd.DataFrame({c.CLIENT_ID: [f"x{i}" for i in range(300)], "landmark_session": 2}),
@@ -304,10 +349,6 @@ def test_a_truly_better_challenger_on_unseen_clients_is_promoted(tmp_path) -> No
 
 def test_the_served_model_refuses_a_file_that_is_not_the_logged_one(tmp_path) -> None:
     """`mlflow models serve` loads through the pyfunc: it checks the digest before unpickling."""
-    from types import SimpleNamespace
-
-    from alliance_dropout.serving import DropoutPyfunc
-
     marker = tmp_path / "pwned"
     crafted = tmp_path / tracking.MODEL_FILE
     joblib.dump(_RunsCode(marker), crafted)

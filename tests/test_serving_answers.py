@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 from io import StringIO
 
+import joblib
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, ErrorCode
+from mlflow.pyfunc import scoring_server
 
 from alliance_dropout import contract as c
 from alliance_dropout import schemas as s
+from alliance_dropout import tracking
 from alliance_dropout.config import to_object
 from alliance_dropout.config.simulate import SimulateConfig
 from alliance_dropout.features.builder import FeatureSettings
@@ -173,12 +177,6 @@ def test_signature_declares_every_answer_column():
 
 def test_mlflow_scoring_server_answers_400_or_200_in_process(model, tmp_path):
     """MLflow's own /invocations handler (no server): 400 naming the checks, else 200."""
-    import joblib
-    import mlflow
-    from mlflow.pyfunc import scoring_server
-
-    from alliance_dropout import tracking
-
     joblib.dump(model, tmp_path / "risk_model.joblib")
     digest = tracking.file_sha256(tmp_path / "risk_model.joblib")
     mlflow.pyfunc.save_model(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,12 @@ def test_cli_writes_outputs_and_prints_aggregates(tmp_path):
         "validation_summary.md",
     }
     assert "sessions: 40 rows in, 38 validated, 2 quarantined" in result.stdout
-    assert str(out) in result.stdout
+    # the stage ends, like the training stages, with one line saying what it did and how long
+    last = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"validation: 20 clients, 1 quarantined; wrote {re.escape(str(out))} \(\d+\.\d s\)", last
+    ), last
+    assert last in (tmp_path / "hydra" / "validate.log").read_text()  # the job log has it too
     assert "client-" not in result.stdout + result.stderr  # aggregates only
     report = json.loads((out / "validation_report.json").read_text(encoding="utf-8"))
     assert report["checks"]["sessions.out_of_range_symptom_score"] == 1

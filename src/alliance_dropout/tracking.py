@@ -67,9 +67,32 @@ def _store_lock(mlruns_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-# Tags the experiment as classic model development, so the MLflow UI opens on its training
-# runs (not the GenAI traces view it shows for an untagged experiment).
+# Records that the experiment is classic model development. The MLflow 3.17 UI does not pick
+# its view from this tag: it opens every experiment in the view of its own "GenAI | Model
+# training" switch (kept per browser; GenAI on a fresh one), unless the address says
+# ?workflowType=machine_learning, so the links we print carry that (ui_runs_url). Its code
+# reads the tag only where that switch is turned off.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# where `make ui` serves the local store
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def ui_runs_url(ui_base: str, experiment_id: str) -> str:
+    """The MLflow UI's list of an experiment's training runs (not its GenAI view)."""
+    return f"{ui_base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def training_runs_link(tracking_uri: str, run_id: str) -> str | None:
+    """:func:`ui_runs_url` for the run's experiment: on ``make ui`` for an SQLite store, on the
+    server itself for an http(s) one; None for another store (no UI address known)."""
+    if tracking_uri.startswith("sqlite:"):
+        base = LOCAL_UI
+    elif tracking_uri.startswith(("http://", "https://")):
+        base = tracking_uri
+    else:
+        return None
+    experiment_id = MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.experiment_id
+    return ui_runs_url(base, experiment_id)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -348,9 +371,8 @@ def log_table(df: pd.DataFrame, artifact_file: str) -> None:
 
 
 def python_requirements() -> list[str]:
-    return [f"{name}=={version}" for name, version in package_versions().items()] + [
-        "skops",
-    ]
+    """The logged model's pip requirements: every package it loads, pinned to this version."""
+    return [f"{name}=={version}" for name, version in package_versions().items()]
 
 
 MODEL_FILE = "risk_model.joblib"
@@ -376,6 +398,12 @@ def log_model(
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / MODEL_FILE
+        # joblib and a digest, not skops: the model is our own classes (DropoutRiskModel, the
+        # feature transformers) inside sklearn pipelines and calibrators, so skops would load
+        # it only with a trusted-type list naming each of our classes, kept in step with the
+        # code by hand (a class left off fails to load, one listed too freely is trusted
+        # blindly). The digest check guards the same threat, a file changed after logging,
+        # for any class without such a list.
         joblib.dump(risk_model, path)
         digest = file_sha256(path)
         entry = Path(__file__).with_name("serving_entry.py")

@@ -31,9 +31,15 @@ def episode_labels(outcomes: pd.DataFrame, sessions: pd.DataFrame, cfg: LabelCon
 
 
 def describe_label(cfg: LabelConfig) -> str:
+    """The label in plain words, as the run's tags and the model card state it."""
     if cfg.definition is LabelDefinition.dropout:
         return "dropout: outcome status 'dropout' = 1, 'completed' = 0; 'ongoing' unlabeled"
+    # the training stage drops the decided landmarks (training._open_label_rows): the card
+    # must say so, or its test figures read as if they covered every landmark
+    k = cfg.min_attended
     return (
-        f"early_termination: an ended episode with fewer than {cfg.min_attended} attended "
-        "sessions = 1, other ended episodes = 0; 'ongoing' unlabeled"
+        f"early_termination: an ended episode with fewer than {k} attended "
+        "sessions = 1, other ended episodes = 0; 'ongoing' unlabeled; trained and evaluated "
+        f"only at landmarks where the client has attended fewer than {k} sessions so far, "
+        f"where the label is still open (once {k} are attended it is already 0)"
     )

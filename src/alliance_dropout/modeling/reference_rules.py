@@ -8,6 +8,7 @@ import pandas as pd
 from alliance_dropout import contract as c
 from alliance_dropout.config.modeling import ReferenceRulesConfig
 from alliance_dropout.contract import Scale
+from alliance_dropout.features.grouped import at_least
 
 LATEST_ALLIANCE = "rule_latest_alliance"
 PCOMS_ALERT = "rule_pcoms_alert"
@@ -51,7 +52,8 @@ def reference_scores(
     midpoint = (alliance.min + alliance.max) / 2
     latest_score = alliance.max - np.where(np.isnan(latest), midpoint, latest)
     drop = merged["previous"].to_numpy(dtype=float) - latest
-    alert = (latest < cfg.alert_cutoff) | (drop >= cfg.alert_drop)
+    # the same float slack as the features' "at least" rules: 2.05 -> 1.80 is a 0.25-point drop
+    alert = (latest < cfg.alert_cutoff) | at_least(drop, cfg.alert_drop)
     return pd.DataFrame(
         {LATEST_ALLIANCE: latest_score, PCOMS_ALERT: alert.astype(float)}, index=rows.index
     )

@@ -67,10 +67,12 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from alliance_dropout import contract as c
 from alliance_dropout import io
@@ -225,6 +227,7 @@ class InputStructure:
     headers: dict[str, list[list[str]]]
     mapping: dict[str, dict[str, str]]
     warnings: list[str]
+    schemas: dict[str, pa.Schema]  # Parquet tables: every file's schema, unified
 
 
 def check_structure(cfg: DataConfig) -> InputStructure:
@@ -253,7 +256,35 @@ def check_structure(cfg: DataConfig) -> InputStructure:
             probed = getattr(raw, table)
             mapping[table].update({col: str(probed[col].iloc[0]) for col in probed.columns})
             found += [w for w in raw.warnings if w not in found]
-    return InputStructure(files, headers, mapping, found)
+    schemas = {
+        t: _unified_schema(fs) for t, fs in files.items() if io.table_format(fs[0]) == "parquet"
+    }
+    return InputStructure(files, headers, mapping, found, schemas)
+
+
+def _unified_schema(files: list[Path]) -> pa.Schema:
+    """One schema for a folder of Parquet files; a column typed differently in two files is
+    a file-level problem (Spark would fail on it mid-job, or read it wrong)."""
+    unified = pq.read_schema(files[0])
+    for f in files[1:]:
+        schema = pq.read_schema(f)
+        try:
+            unified = pa.unify_schemas([unified, schema])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            column = next(
+                (
+                    n
+                    for n in schema.names
+                    if n in unified.names and schema.field(n).type != unified.field(n).type
+                ),
+                None,
+            )
+            raise InputFileError(
+                f,
+                f"column typed differently from the folder's other files ({files[0].name})",
+                column=column,
+            ) from None
+    return unified
 
 
 def _file_rows(files: list[Path]) -> int:
@@ -265,9 +296,12 @@ def _file_rows(files: list[Path]) -> int:
     return int(files[0].stat().st_size / per_row)
 
 
-def _read_spark(spark: SparkSession, files: list[Path], header: list[str]) -> DataFrame:
-    if io.table_format(files[0]) == "parquet":
-        df = spark.read.option("mergeSchema", "true").parquet(*map(str, files))
+def _read_spark(
+    spark: SparkSession, files: list[Path], header: list[str], schema: pa.Schema | None
+) -> DataFrame:
+    if schema is not None:
+        # the footers' schema (read and unified already): no schema-inference job
+        df = spark.read.schema(from_arrow_schema(schema)).parquet(*map(str, files))
         return df.select(
             "*",
             F.col("_metadata.file_path").alias(FILE),
@@ -322,7 +356,7 @@ def read_table(
 ) -> InputTable:
     """Read one table with Spark under canonical names, ids as the local reader types them."""
     files, mapping = structure.files[table], structure.mapping[table]
-    df = _read_spark(spark, files, structure.headers[table][0])
+    df = _read_spark(spark, files, structure.headers[table][0], structure.schemas.get(table))
     canonical = list(mapping)
     df = df.select(
         *(F.col(f"`{mapping[col]}`").alias(col) for col in canonical), F.col(FILE), F.col(ROW)
@@ -410,7 +444,10 @@ class BucketJob:
     warnings: list[str]
     one_file: dict[str, bool]
     layout: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> column -> dtype
-    histories: bool = False
+    # session rows for the report's charts: none, of every client (a page per therapist), or
+    # of the bucket's `top` riskiest (the caseload's `top` riskiest are among them)
+    histories: str = "none"
+    top: int = 0
 
 
 def _table_frame(
@@ -470,8 +507,11 @@ def score_bucket(job: BucketJob, sessions: pd.DataFrame, others: pd.DataFrame) -
         SCORED: caseload.scored,
         QUARANTINE: _place_quarantine(validated.quarantine, places, job),
     }
-    if job.histories:
+    if job.histories == "all":
         parts[HISTORY] = caseload.histories
+    elif job.histories == "top":
+        riskiest = caseload.scored[c.CLIENT_ID].iloc[: job.top]  # ranked, as the list
+        parts[HISTORY] = caseload.histories[caseload.histories[c.CLIENT_ID].isin(riskiest)]
     summary = {
         "validation": validated.report,
         "n_scored": len(caseload.scored),
@@ -583,8 +623,7 @@ def sample_frames(
     )
     assert len(caseload.scored) and len(validated.quarantine), "sample scored nothing"
     frames = {SCORED: caseload.scored, QUARANTINE: validated.quarantine}
-    if job.histories:
-        frames[HISTORY] = caseload.histories
+    frames[HISTORY] = caseload.histories
     frames[REPORT] = pd.DataFrame({REPORT_JSON: ["{}"]})
     where: dict[str, str] = {}
     if CLIENTS in job.columns:
@@ -623,30 +662,42 @@ def merged_report(parts: list[dict[str, Any]], data: DataConfig) -> dict[str, An
     return report
 
 
-def _rank_below(scored: DataFrame, n: int, k: int, eps: float) -> Column:
-    """True for the ``k`` riskiest of ``n`` clients, ties on risk split by client id (the
-    local scorer's order), with the cut-off risk from Spark's approximate quantile."""
+def _ranks_below(scored: DataFrame, n: int, ks: list[int], eps: float) -> list[Column]:
+    """For each k: true for the k riskiest of the n clients, clients tied on the cut-off risk
+    taken by client id (the local scorer's stable order); the cut-off risks from one
+    approximate-quantile pass, their counts from one more."""
     risk, cid = F.col(c.DROPOUT_RISK), F.col(c.CLIENT_ID)
-    if k <= 0:
-        return F.lit(False)
-    if k >= n:
-        return F.lit(True)
+    inner = [k for k in ks if 0 < k < n]
     # ascending rank n - k + 1 (1-based) is the k-th riskiest
-    cutoff = scored.approxQuantile(c.DROPOUT_RISK, [(n - k + 0.5) / n], eps)[0]
-    counts = scored.agg(
-        F.sum((risk > cutoff).cast("long")).alias("above"),
-        F.sum((risk == cutoff).cast("long")).alias("tied"),
-    ).first()
-    assert counts is not None
-    above, tied = int(counts["above"] or 0), int(counts["tied"] or 0)
-    wanted = k - above
-    if wanted <= 0:
-        return risk > cutoff
-    if wanted >= tied:
-        return risk >= cutoff
-    boundary = scored.where(risk == cutoff).select(cid).orderBy(cid).offset(wanted - 1).first()
-    assert boundary is not None
-    return (risk > cutoff) | ((risk == cutoff) & (cid <= boundary[0]))
+    cutoffs = scored.approxQuantile(c.DROPOUT_RISK, [(n - k + 0.5) / n for k in inner], eps)
+    at = dict(zip(inner, cutoffs, strict=True))
+    counts = (
+        scored.agg(
+            *(F.sum((risk > v).cast("long")).alias(f"above{i}") for i, v in enumerate(cutoffs)),
+            *(F.sum((risk == v).cast("long")).alias(f"tied{i}") for i, v in enumerate(cutoffs)),
+        ).first()
+        if cutoffs
+        else None
+    )
+    out = []
+    for k in ks:
+        if k <= 0 or k >= n:
+            out.append(F.lit(k > 0))
+            continue
+        i = inner.index(k)
+        assert counts is not None
+        cutoff, above, tied = at[k], int(counts[f"above{i}"]), int(counts[f"tied{i}"])
+        wanted = k - above
+        if wanted <= 0:  # approximate (relative error x clients >= 1): the share is close
+            out.append(risk > cutoff)
+        elif wanted >= tied:
+            out.append(risk >= cutoff)
+        else:
+            last = scored.where(risk == cutoff).select(cid).orderBy(cid).offset(wanted - 1)
+            boundary = last.first()
+            assert boundary is not None
+            out.append((risk > cutoff) | ((risk == cutoff) & (cid <= boundary[0])))
+    return out
 
 
 def with_tiers(scored: DataFrame, n: int, run: ScoreRunConfig) -> DataFrame:
@@ -656,14 +707,16 @@ def with_tiers(scored: DataFrame, n: int, run: ScoreRunConfig) -> DataFrame:
 
         @F.pandas_udf(T.StringType())  # type: ignore[call-overload]
         def fixed(risk: pd.Series) -> pd.Series:
-            return pd.Series(assign_tiers(risk.to_numpy(dtype=float), tiers), index=risk.index)
+            labels = pd.Series(assign_tiers(risk.to_numpy(dtype=float), tiers), index=risk.index)
+            return _typed(labels, "str")
 
         return scored.withColumn(c.RISK_TIER, fixed(F.col(c.DROPOUT_RISK)))
     eps = run.engine.quantile_relative_error
-    high = _rank_below(scored, n, round(tiers.high * n), eps)
-    medium = _rank_below(scored, n, round(tiers.medium * n), eps)
-    tier = F.when(high, "high").when(medium, "medium").otherwise("low")
-    return scored.withColumn(c.RISK_TIER, tier)
+    ks = [round(tiers.high * n), round(tiers.medium * n)]
+    high, medium = _ranks_below(scored, n, ks, eps)
+    return scored.withColumn(
+        c.RISK_TIER, F.when(high, "high").when(medium, "medium").otherwise("low")
+    )
 
 
 def reconciled_quarantine(
@@ -758,7 +811,7 @@ def therapist_pages(job: ReportJob, scored: pd.DataFrame, histories: pd.DataFram
         return pd.DataFrame({"name": pd.Series(dtype=object), "html": pd.Series(dtype=object)})
     therapist = str(scored[c.THERAPIST_ID].iloc[0])
     title = "Dropout risk: caseload review, one therapist's clients"
-    html = render_page(job, scored, histories.drop(columns=[c.THERAPIST_ID]), title)
+    html = render_page(job, scored, histories.drop(columns=[KEY, TABLE]), title)
     return pd.DataFrame({"name": [_report_file_name(therapist)], "html": [html]})
 
 
@@ -911,12 +964,13 @@ def _prepare(
         sha256={name: _digest(t.files) for name, t in tables.items()},
         warnings=structure.warnings,
         one_file={name: t.one_file for name, t in tables.items()},
-        histories=cfg.scoring.report and cfg.engine.report_scope is ReportScope.therapist,
+        histories=_history_scope(cfg),
+        top=cfg.engine.report_top_n,
     )
     clients_columns = tables[CLIENTS].columns if CLIENTS in tables else []
     frames, where = sample_frames(model, job, clients_columns)
     layout = output_layout(frames)
-    job.layout = layout if job.histories else {k: v for k, v in layout.items() if k != HISTORY}
+    job.layout = {k: v for k, v in layout.items() if k != HISTORY or job.histories != "none"}
     rows = sum(t.rows for t in tables.values())
     n_buckets = max(1, math.ceil(rows / cfg.engine.rows_per_bucket))
     spark.conf.set("spark.sql.shuffle.partitions", str(n_buckets))
@@ -924,6 +978,12 @@ def _prepare(
     return SparkRun(
         cfg, spark, model, meta, data_cfg, tables, job, layout, where, n_buckets, paths, clock
     )
+
+
+def _history_scope(cfg: ScoreRunConfig) -> str:
+    if not cfg.scoring.report:
+        return "none"
+    return "all" if cfg.engine.report_scope is ReportScope.therapist else "top"
 
 
 def _digest(files: list[Path]) -> str:
@@ -953,6 +1013,8 @@ def _execute(run: SparkRun, started: float) -> ScoringSummary:
             buckets = run.spark.read.parquet(str(buckets_dir))
             summaries = [json.loads(r[0]) for r in _kind(buckets, REPORT, [REPORT_JSON]).collect()]
             summary = _check_caseload(summaries, run.data, run.tables)
+            if os.environ.get("ALLIANCE_SPARK_DEBUG"):
+                print([s["seconds"] for s in summaries], file=sys.stderr)
             scored_columns = list(run.layout[SCORED])
             n_scored = int(summary["n_scored"])
             scored = _kind(buckets, SCORED, scored_columns)
@@ -980,7 +1042,8 @@ def _execute(run: SparkRun, started: float) -> ScoringSummary:
                     _write_therapist_pages(buckets, listed, report_job, staged[report_path])
                 else:
                     report_path = paths["report"]
-                    html = _top_page(run, listed, report_job, n_scored)
+                    top_n = cfg.engine.report_top_n
+                    html = _top_page(buckets, listed, report_job, top_n, n_scored)
                     io.write_text(html, staged[report_path])
                 clock.lap("report")
     finally:
@@ -1027,17 +1090,15 @@ def _check_caseload(
     }
 
 
-def _top_page(run: SparkRun, listed: DataFrame, job: ReportJob, n_scored: int) -> str:
-    """The report of the riskiest clients; their rows are scored again, alone, for charts."""
-    top = listed.limit(run.cfg.engine.report_top_n).toPandas()
-    keys = top[c.CLIENT_ID].astype("str").unique().tolist()
-    chosen = {
-        name: dataclasses.replace(t, frame=t.frame.where(F.col(KEY).isin(keys)))
-        for name, t in run.tables.items()
-    }
-    again = dataclasses.replace(run.job, histories=True, layout=run.layout)
-    rows = _score_buckets(run.spark, chosen, again, min(run.n_buckets, 8))
-    histories = _kind(rows, HISTORY, list(run.layout[HISTORY])).toPandas()
+def _top_page(
+    buckets: DataFrame, listed: DataFrame, job: ReportJob, top_n: int, n_scored: int
+) -> str:
+    """The report of the caseload's riskiest clients, from the list and their histories."""
+    top = listed.limit(top_n).toPandas()
+    prefix = KIND_PREFIX[HISTORY]
+    columns = [f.name[len(prefix) :] for f in buckets.schema.fields if f.name.startswith(prefix)]
+    keys = top[c.CLIENT_ID].tolist()
+    histories = _kind(buckets, HISTORY, columns).where(F.col(c.CLIENT_ID).isin(keys)).toPandas()
     title = "Dropout risk: caseload review"
     if len(top) < n_scored:
         title += f", the {len(top)} riskiest of {n_scored} clients"
@@ -1050,16 +1111,17 @@ def _write_therapist_pages(
     """One page per therapist, rendered on the workers, written here one at a time."""
     prefix = KIND_PREFIX[HISTORY]
     columns = [f.name[len(prefix) :] for f in buckets.schema.fields if f.name.startswith(prefix)]
-    histories = _kind(buckets, HISTORY, columns).join(
-        listed.select(c.CLIENT_ID, c.THERAPIST_ID), on=c.CLIENT_ID
-    )
+    # the list's therapist of each client, under other names: the list is grouped below too
+    therapist_of = listed.select(F.col(c.CLIENT_ID).alias(KEY), F.col(c.THERAPIST_ID).alias(TABLE))
+    histories = _kind(buckets, HISTORY, columns)
+    histories = histories.join(therapist_of, histories[c.CLIENT_ID] == therapist_of[KEY])
 
     def render(scored: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         return therapist_pages(job, scored, rows)
 
     pages = (
         listed.groupBy(c.THERAPIST_ID)
-        .cogroup(histories.groupBy(c.THERAPIST_ID))
+        .cogroup(histories.groupBy(TABLE))
         .applyInPandas(render, schema="name string, html string")
     )
     folder.mkdir(parents=True)

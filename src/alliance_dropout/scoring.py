@@ -214,9 +214,7 @@ def validate_and_score(
         validated.sessions, validated.clients, raw.sources[SESSIONS]
     )
     clock.lap("validate")
-    caseload = score_caseload(
-        sessions, validated.outcomes, model, model_id, cfg, progress, clock
-    )
+    caseload = score_caseload(sessions, validated.outcomes, model, model_id, cfg, progress, clock)
     return validated, caseload
 
 

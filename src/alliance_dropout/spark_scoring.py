@@ -59,7 +59,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,10 +101,6 @@ from alliance_dropout.validation import (
     input_files,
 )
 from alliance_dropout.validation.summary import limit_message
-
-# pyspark warns on every pandas conversion under pandas 3; the results are correct (checked
-# against the local scorer in tests/test_spark_scoring.py)
-warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 TABLE_ORDER = (SESSIONS, OUTCOMES, CLIENTS)
 # bookkeeping columns carried with the rows (never written)
@@ -759,14 +754,14 @@ def reconciled_quarantine(
         )
     ).first()
     assert agg is not None
-    for i, (table, qcol, kind) in enumerate(checks):
+    for i, (name, qcol, kind) in enumerate(checks):
         if not agg[str(i)]:
             continue  # every value plain: each bucket wrote it so already
         suffix = ".0" if kind == "float" else " 00:00:00"
         value = F.col(f"`{qcol}`")
         quarantine = quarantine.withColumn(
             qcol,
-            F.when(looks_plain(table, qcol, kind), F.concat(value, F.lit(suffix))).otherwise(value),
+            F.when(looks_plain(name, qcol, kind), F.concat(value, F.lit(suffix))).otherwise(value),
         )
     return quarantine
 
@@ -1013,8 +1008,6 @@ def _execute(run: SparkRun, started: float) -> ScoringSummary:
             buckets = run.spark.read.parquet(str(buckets_dir))
             summaries = [json.loads(r[0]) for r in _kind(buckets, REPORT, [REPORT_JSON]).collect()]
             summary = _check_caseload(summaries, run.data, run.tables)
-            if os.environ.get("ALLIANCE_SPARK_DEBUG"):
-                print([s["seconds"] for s in summaries], file=sys.stderr)
             scored_columns = list(run.layout[SCORED])
             n_scored = int(summary["n_scored"])
             scored = _kind(buckets, SCORED, scored_columns)
@@ -1094,7 +1087,7 @@ def _top_page(
     buckets: DataFrame, listed: DataFrame, job: ReportJob, top_n: int, n_scored: int
 ) -> str:
     """The report of the caseload's riskiest clients, from the list and their histories."""
-    top = listed.limit(top_n).toPandas()
+    top = pd.DataFrame(listed.limit(top_n).toPandas())
     prefix = KIND_PREFIX[HISTORY]
     columns = [f.name[len(prefix) :] for f in buckets.schema.fields if f.name.startswith(prefix)]
     keys = top[c.CLIENT_ID].tolist()

@@ -5,9 +5,10 @@
 Targets (issue 15): at 1M clients (about 14M session rows, Parquet) Spark within 2x of the local
 scorer's time, and a driver peak under 2 GiB whatever the input size. It trains a small model
 into a temporary MLflow store (not timed), writes the caseload as one Parquet file in chunks
-(memory stays flat), then runs each engine in its own child process under an address-space cap
-(``prlimit --as``: on a shared machine a run that would need more fails instead), sampling the
-resident memory of its process tree every 0.2 s: the driver (the Python process), the JVM
+(memory stays flat), then runs each engine in its own child process, sampling the resident
+memory of its process tree every 0.2 s and stopping a run whose tree passes ``--cap-gib``
+(8 GiB: the machine is shared; an address-space cap would stop the JVM, which reserves far more
+than it uses, and made the local scorer crash instead of failing cleanly): the driver (the Python process), the JVM
 (Spark's driver and executor, one process in local mode) and the Python workers. Both engines
 write no HTML report (scoring.report=false): at this size the report is per therapist or of the
 top N, a separate cost. Prints figures; asserts nothing.
@@ -16,6 +17,7 @@ top N, a separate cost. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -139,9 +141,11 @@ def child(args: argparse.Namespace) -> None:
 class TreeSampler:
     """Peak resident memory of a process and its descendants, by role, sampled in a thread."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, cap_gib: float, every: float = 0.2) -> None:
         self.root = psutil.Process(pid)
         self.every = every
+        self.cap = cap_gib * GIB
+        self.capped = False
         self.peak = {"driver": 0, "jvm": 0, "workers": 0, "total": 0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -167,6 +171,12 @@ class TreeSampler:
             for k, v in now.items():
                 self.peak[k] = max(self.peak[k], v)
             self.peak["total"] = max(self.peak["total"], sum(now.values()))
+            if sum(now.values()) > self.cap:  # the cap on a shared machine: stop the run
+                self.capped = True
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                break
             time.sleep(self.every)
 
     def stop(self) -> dict[str, float]:
@@ -177,8 +187,6 @@ class TreeSampler:
 
 def run_engine(engine: str, prep: dict[str, str], output: Path, cap_gib: float) -> dict:
     cmd = [
-        "prlimit",
-        f"--as={int(cap_gib * GIB)}",
         sys.executable,
         __file__,
         "--child",
@@ -190,20 +198,19 @@ def run_engine(engine: str, prep: dict[str, str], output: Path, cap_gib: float) 
         "--common",
         prep["common"],
     ]
-    if engine == "spark":
-        # the JVM reserves address space far beyond what it uses: cap it by its heap instead
-        cmd = cmd[2:]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = TreeSampler(proc.pid)
+    sampler = TreeSampler(proc.pid, cap_gib)
     out, err = proc.communicate()
     wall = time.perf_counter() - started
     peak = sampler.stop()
     result: dict = {"engine": engine, "wall": wall, "peak": peak, "rc": proc.returncode}
     if proc.returncode == 0:
         result.update(json.loads(out.strip().splitlines()[-1]))
+    elif sampler.capped:
+        result["error"] = f"stopped at the memory cap ({cap_gib:g} GiB resident, process tree)"
     else:
-        tail = [line for line in err.strip().splitlines() if line.strip()][-3:]
+        tail = [line for line in err.strip().splitlines() if "Downloading" not in line][-3:]
         result["error"] = " | ".join(tail)[-600:]
     return result
 
@@ -212,7 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=1_000_000)
     parser.add_argument("--engines", default="spark,local")
-    parser.add_argument("--cap-gib", type=float, default=8.0, help="local scorer's memory cap")
+    parser.add_argument("--cap-gib", type=float, default=8.0, help="memory cap of each run")
     parser.add_argument("--child", choices=["spark", "local"], help=argparse.SUPPRESS)
     parser.add_argument("--sessions")
     parser.add_argument("--output")

@@ -24,9 +24,9 @@ from alliance_dropout import io, training
 from alliance_dropout.config import REPO_ROOT, to_object
 from alliance_dropout.config.simulate import SimulateConfig
 from alliance_dropout.errors import OutputPathError, QuarantineLimitExceeded
-from alliance_dropout.scoring import run_scoring
+from alliance_dropout.scoring import assign_tiers, run_scoring
 from alliance_dropout.simulate import simulate
-from alliance_dropout.spark_scoring import run_spark_scoring
+from alliance_dropout.spark_scoring import run_spark_scoring, with_tiers
 from tests.conftest import compose_config
 
 pytestmark = pytest.mark.xdist_group("spark")
@@ -274,6 +274,30 @@ def test_a_file_level_problem_stops_in_one_line_and_writes_nothing(store, tmp_pa
     assert lines[0].startswith("error: ") and "part-1.parquet" in lines[0]
     assert "'attendance'" in lines[0] and "missing" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_share_tiers_split_ties_on_the_cut_off_by_client_id_as_locally(spark_local):
+    """Calibrated risks have plateaus (isotonic calibration): many clients share a cut-off."""
+    rng = np.random.default_rng(1)
+    n = 2503
+    clients = pd.DataFrame(
+        {
+            c.CLIENT_ID: [f"c{i:05d}" for i in rng.permutation(n)],
+            c.DROPOUT_RISK: rng.choice(
+                [0.1, 0.2, 0.25, 0.3, 0.5], size=n, p=[0.3, 0.3, 0.2, 0.1, 0.1]
+            ),
+        }
+    )
+    local = clients.sort_values(
+        [c.DROPOUT_RISK, c.CLIENT_ID], ascending=[False, True], kind="stable"
+    )
+    run = to_object(compose_config("score", ["engine=spark", "data.sessions=x.csv", "output=x"]))
+    local[c.RISK_TIER] = assign_tiers(local[c.DROPOUT_RISK].to_numpy(), run.scoring.tiers)
+    got = with_tiers(spark_local.createDataFrame(clients), n, run).toPandas()
+    both = local.merge(got, on=c.CLIENT_ID, suffixes=("_local", "_spark"))
+    assert len(both) == n
+    assert (both[f"{c.RISK_TIER}_local"] == both[f"{c.RISK_TIER}_spark"]).all()
+    assert (local[c.RISK_TIER] == "high").sum() == round(0.1 * n)
 
 
 def test_the_spark_engine_is_a_config_group():

@@ -650,7 +650,10 @@ def merged_report(parts: list[dict[str, Any]], data: DataConfig) -> dict[str, An
             return sum(values)
         return first
 
-    report: dict[str, Any] = merge(parts)
+    # the sections of counts; the rest (sources, scales, warnings) is the same in every bucket
+    report: dict[str, Any] = dict(parts[0])
+    for section in ("tables", "checks", "quarantine"):
+        report[section] = merge([part[section] for part in parts])
     q = report["quarantine"]
     q["share"] = q["session_clients_quarantined"] / max(q["session_clients"], 1)
     q["limit"] = data.max_quarantine_share

@@ -8,8 +8,9 @@ into a temporary MLflow store (not timed), writes the caseload as one Parquet fi
 (memory stays flat), then runs each engine in its own child process, sampling the resident
 memory of its process tree every 0.2 s and stopping a run whose tree passes ``--cap-gib``
 (8 GiB: the machine is shared; an address-space cap would stop the JVM, which reserves far more
-than it uses, and made the local scorer crash instead of failing cleanly): the driver (the Python process), the JVM
-(Spark's driver and executor, one process in local mode) and the Python workers. Both engines
+than it uses, and made the local scorer crash instead of failing cleanly). Roles: the driver
+(the Python process), the JVM (Spark's driver and executor, one process in local mode) and the
+Python workers. Both engines
 write no HTML report (scoring.report=false): at this size the report is per therapist or of the
 top N, a separate cost. Prints figures; asserts nothing.
 """

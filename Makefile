@@ -25,6 +25,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 install: $(VENV)/.installed ## Create .venv and install the project with the tested versions
 
+.PHONY: spark bench-spark
+$(VENV)/.spark-installed: $(VENV)/.installed scripts/ensure_java.sh
+	@bash scripts/ensure_java.sh
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev,bench,team,spark]"
+	@touch $@
+
+spark: $(VENV)/.spark-installed ## Java 17 (Debian's openjdk-17-jre-headless) and pyspark, for engine=spark
+
 $(SYNTHETIC): | $(VENV)/.installed
 	$(PY) pipelines/simulate.py
 
@@ -44,8 +52,8 @@ serve: install ## Serve the registered @champion over HTTP on 127.0.0.1:5055
 validate: install data ## Validate the built-in data set only
 	$(PY) pipelines/validate.py data=synthetic
 
-test: install browser lint ## Lint, type-check and run the test suite (slow ones: make test-slow)
-	$(PY) -m pytest -n 2 -q
+test: install browser spark lint ## Lint, type-check and run the test suite (slow ones: make test-slow)
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 browser: ## Install headless Chromium for the report's browser test (Debian package)
 	@bash scripts/ensure_chromium.sh
@@ -66,6 +74,9 @@ format: install ## Format the code with ruff
 bench: install ## Benchmarks: feature building and caseload scoring (prints figures)
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_scoring.py
+
+bench-spark: spark ## Benchmark: 1M clients on Spark local[2] against the local scorer (CLIENTS=...)
+	$(PY) benchmarks/bench_spark.py --clients $${CLIENTS:-1000000}
 
 ui: install ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	@mkdir -p mlruns

@@ -7,6 +7,11 @@ Writes the list, `<output>.html` (the report), `<output>.quarantine.csv` and
 `<output>.validation.json` beside it, as one set: nothing changes if the run fails. An output
 that is an input file, a folder, or in a folder that cannot be written stops the run before
 any work (one line, exit 2).
+
+    python pipelines/score.py engine=spark data.sessions=PATH output=DIR [engine.master=...]
+Scores on Apache Spark (PATH: a Parquet file, a folder of Parquet files or a CSV): the list as
+the Parquet folder DIR, `DIR.quarantine/`, `DIR.validation.json` and `DIR.html` (or
+`DIR.reports/`, one page per therapist, with engine.report_scope=therapist).
 """
 
 from __future__ import annotations
@@ -15,14 +20,24 @@ import hydra
 from omegaconf import DictConfig
 
 from alliance_dropout.cli import echo, run_entry
-from alliance_dropout.config import REPO_ROOT, register_configs, to_object
-from alliance_dropout.scoring import run_scoring
+from alliance_dropout.config import REPO_ROOT, ScoreRunConfig, register_configs, to_object
+from alliance_dropout.config.scoring import EngineName
+from alliance_dropout.scoring import ScoringSummary, run_scoring
 
 register_configs()
 
 
+def run_engine(run_cfg: ScoreRunConfig) -> ScoringSummary:
+    if run_cfg.engine.name is EngineName.spark:
+        # pyspark is an optional extra (.[spark]): imported only when Spark is asked for
+        from alliance_dropout.spark_scoring import run_spark_scoring
+
+        return run_spark_scoring(run_cfg)
+    return run_scoring(run_cfg)
+
+
 def score(cfg: DictConfig) -> None:
-    summary = run_scoring(to_object(cfg))
+    summary = run_engine(to_object(cfg))
     echo("risk list: %s", summary.output)
     if summary.report:
         echo("report:    %s", summary.report)

@@ -30,3 +30,19 @@ def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
 def compose_cfg() -> Iterator[ComposeConfig]:
     """``compose_cfg(name, overrides)``: a composed primary config (see :func:`compose_config`)."""
     yield compose_config
+
+
+@pytest.fixture(scope="session")
+def spark_local() -> Iterator[object]:
+    """One Spark session on local[2] (127.0.0.1 only) for the whole run, stopped at the end.
+
+    Made from conf/engine/spark.yaml as `engine=spark` composes it; scoring runs find it active
+    and use it. pyspark is imported only by the tests that ask for this fixture.
+    """
+    from alliance_dropout.config import to_object
+    from alliance_dropout.spark_scoring import spark_session
+
+    engine = to_object(compose_config("score", ["engine=spark", "engine.master='local[2]'"]).engine)
+    spark, _ = spark_session(engine)
+    yield spark
+    spark.stop()

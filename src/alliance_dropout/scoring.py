@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from alliance_dropout import contract as c
 from alliance_dropout import io
 from alliance_dropout import tracking as trk
-from alliance_dropout.config import ScoreRunConfig
+from alliance_dropout.config import DataConfig, ScoreRunConfig
 from alliance_dropout.config.scoring import ScoringConfig, TierConfig, TierMode
 from alliance_dropout.errors import ConfigError
 from alliance_dropout.features.builder import ID_COLUMNS
@@ -24,7 +24,14 @@ from alliance_dropout.features.ruptures import rupture_rows
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.reasons import phrases, top_reasons
 from alliance_dropout.report import ReportMeta, render_caseload_report
-from alliance_dropout.validation import input_files, load_raw_tables, validate_tables
+from alliance_dropout.validation import (
+    SESSIONS,
+    RawTables,
+    ValidatedData,
+    input_files,
+    load_raw_tables,
+    validate_tables,
+)
 
 OUTPUT_COLUMNS = c.RISK_LIST_COLUMNS  # with the default horizons; see c.risk_list_columns
 
@@ -201,6 +208,41 @@ def caseload_histories(sessions: pd.DataFrame, model: DropoutRiskModel) -> pd.Da
     return out
 
 
+def scoring_data_config(data: DataConfig, model: DropoutRiskModel) -> DataConfig:
+    """The data config to read a caseload with: the model's covariates are client features."""
+    names = model.settings.covariates.names
+    return dataclasses.replace(data, client_features=sorted({*data.client_features, *names}))
+
+
+def validate_and_score(
+    raw: RawTables,
+    data_cfg: DataConfig,
+    model: DropoutRiskModel,
+    model_id: str,
+    cfg: ScoringConfig,
+    progress: bool = True,
+    clock: StageClock | None = None,
+) -> tuple[ValidatedData, ScoredCaseload]:
+    """Validate the raw tables, then score their active clients (everything after reading;
+    the Spark engine runs it on each bucket of clients)."""
+    clock = clock or StageClock()
+    validated = validate_tables(raw, data_cfg)
+    sessions = model.settings.covariates.attach_to_sessions(
+        validated.sessions, validated.clients, raw.sources[SESSIONS]
+    )
+    clock.lap("validate")
+    caseload = score_caseload(
+        sessions,
+        validated.outcomes,
+        model=model,
+        model_id=model_id,
+        cfg=cfg,
+        progress=progress,
+        clock=clock,
+    )
+    return validated, caseload
+
+
 @dataclass
 class ScoringSummary:
     output: Path
@@ -251,26 +293,12 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     # the model first: it fails fast, and it names the covariates the clients table must hold
     model = trk.load_risk_model(cfg.model_uri)
     meta = trk.model_metadata(cfg.model_uri)
-    covariates = model.settings.covariates
-    data_cfg = dataclasses.replace(
-        cfg.data, client_features=sorted({*cfg.data.client_features, *covariates.names})
-    )
+    data_cfg = scoring_data_config(cfg.data, model)
     clock.lap("model load")
     raw = load_raw_tables(data_cfg, require_outcomes=False)
     clock.lap("read")
-    validated = validate_tables(raw, data_cfg)
-    sessions = covariates.attach_to_sessions(
-        validated.sessions, validated.clients, str(cfg.data.sessions)
-    )
-    clock.lap("validate")
-    caseload = score_caseload(
-        sessions,
-        validated.outcomes,
-        model=model,
-        model_id=meta["model_id"],
-        cfg=cfg.scoring,
-        progress=progress,
-        clock=clock,
+    validated, caseload = validate_and_score(
+        raw, data_cfg, model, meta["model_id"], cfg.scoring, progress, clock
     )
     tiers = caseload.scored["risk_tier"].value_counts().reindex(["high", "medium", "low"])
     tier_counts = {k: int(v) for k, v in tiers.fillna(0).items()}

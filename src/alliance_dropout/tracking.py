@@ -472,13 +472,23 @@ def load_risk_model(model_uri: str) -> Any:
     not imported),
     into a temporary folder that is removed afterwards.
     """
-    expected = recorded_digest(model_uri)
     with tempfile.TemporaryDirectory(prefix="alliance-dropout-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{model_uri.rstrip('/')}/artifacts/{MODEL_FILE}", dst_path=tmp
-        )
-        path = verified_model_file(local, expected, model_uri)
-        return joblib.load(path)
+        path, expected = download_model_file(model_uri, tmp)
+        return load_model_file(path, expected, model_uri)
+
+
+def download_model_file(model_uri: str, dst: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """The model file of a logged model, downloaded into ``dst``, and its recorded SHA-256."""
+    expected = recorded_digest(model_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{model_uri.rstrip('/')}/artifacts/{MODEL_FILE}", dst_path=str(dst)
+    )
+    return Path(local), expected
+
+
+def load_model_file(path: str | os.PathLike[str], expected: str | None, source: str) -> Any:
+    """Unpickle a model file only if its SHA-256 is ``expected`` (UntrustedModelError else)."""
+    return joblib.load(verified_model_file(path, expected, source))
 
 
 def model_metadata(model_uri: str) -> dict[str, Any]:

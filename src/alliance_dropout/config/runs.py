@@ -21,7 +21,7 @@ from alliance_dropout.config.modeling import (
     SplitConfig,
     TuneConfig,
 )
-from alliance_dropout.config.scoring import ScoringConfig
+from alliance_dropout.config.scoring import EngineConfig, ScoringConfig
 from alliance_dropout.config.simulate import SimulateConfig
 
 
@@ -82,6 +82,7 @@ class ScoreRunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     model_uri: str = "models:/${tracking.registered_model_name}@champion"
     output: str = MISSING
 
@@ -103,3 +104,4 @@ def register_configs() -> None:
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="tune", name="tune_schema", node=TuneConfig)
     cs.store(group="scoring", name="scoring_schema", node=ScoringConfig)
+    cs.store(group="engine", name="engine_schema", node=EngineConfig)

@@ -81,3 +81,43 @@ class ScoringConfig:
             raise ValueError(
                 f"scoring.tiers.risk={self.tiers.risk} needs its horizon in scoring.horizons"
             )
+
+
+class EngineName(Enum):
+    local = "local"  # pandas in this process (the whole caseload in memory)
+    spark = "spark"  # Apache Spark: buckets of whole clients, on any Spark master
+
+
+class ReportScope(Enum):
+    # one report of the `report_top_n` riskiest clients of the caseload
+    top = "top"
+    # one report per therapist (the therapist of the client's latest row), of their clients
+    therapist = "therapist"
+
+
+@dataclass
+class EngineConfig:
+    """Where scoring runs: ``engine=local`` (default) or ``engine=spark`` (conf/engine/)."""
+
+    name: EngineName = EngineName.local
+    # the Spark master: local[N], spark://host:7077, yarn, k8s://...
+    master: str = "local[*]"
+    app_name: str = "alliance-dropout-scoring"
+    # any Spark setting, e.g. '+engine.conf={spark.executor.memory:4g}'
+    conf: dict[str, str] = field(default_factory=dict)
+    # clients are hashed into ceil(rows / rows_per_bucket) buckets; a bucket is scored in one
+    # pandas frame, so this bounds a Python worker's memory (~1.2 KB per session row)
+    rows_per_bucket: int = 250_000
+    # relative error of the tier cut-offs' approximate quantiles (scoring.tiers.mode=share):
+    # exact while relative error x clients < 1, else a tier's share is within it
+    quantile_relative_error: float = 1e-4
+    report_scope: ReportScope = ReportScope.top
+    report_top_n: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.rows_per_bucket < 1:
+            raise ValueError("engine.rows_per_bucket must be at least 1")
+        if not 0 <= self.quantile_relative_error < 1:
+            raise ValueError("engine.quantile_relative_error must be in [0, 1)")
+        if self.report_top_n < 1:
+            raise ValueError("engine.report_top_n must be at least 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from alliance_dropout.contract import FORMULA_PREFIXES, NA_VALUES
 from alliance_dropout.errors import InputFileError
@@ -46,20 +48,69 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     with a header but no data rows.
     """
     p = Path(path)
+    fmt = _readable_file(p)
+    df = _read_csv(p) if fmt == "csv" else _read_parquet(p)
+    _check_header(p, list(df.columns))
+    if len(df) == 0:
+        raise InputFileError(p, "header but no data rows")
+    return df
+
+
+def read_columns(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a CSV or Parquet file, with :func:`read_table`'s file-level checks
+    but without loading the rows (a CSV is still checked to be UTF-8 throughout, in chunks).
+
+    For engines that read the rows themselves (Spark); whether the file has data rows is
+    theirs to check.
+    """
+    p = Path(path)
+    if _readable_file(p) == "csv":
+        _check_utf8(p)
+        with p.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+        columns = [col.strip() for col in header]
+    else:
+        try:
+            columns = pq.read_schema(p).names
+        except Exception as exc:  # pyarrow raises several unrelated types
+            name = type(exc).__name__
+            raise InputFileError(p, f"not a readable Parquet file ({name})") from exc
+    _check_header(p, columns)
+    return columns
+
+
+def _readable_file(p: Path) -> str:
     fmt = table_format(p)
     if not p.is_file():
         raise InputFileError(p, "file not found")
     if p.stat().st_size == 0:
         raise InputFileError(p, "file is empty")
-    df = _read_csv(p) if fmt == "csv" else _read_parquet(p)
-    if len(df.columns) == 0:
+    return fmt
+
+
+def _check_header(p: Path, columns: list[str]) -> None:
+    if len(columns) == 0:
         raise InputFileError(p, "no header row")
-    if len(df) == 0:
-        raise InputFileError(p, "header but no data rows")
-    dupes = df.columns[df.columns.duplicated()].tolist()
+    dupes = pd.Index(columns)[pd.Index(columns).duplicated()].tolist()
     if dupes:
         raise InputFileError(p, "column appears more than once in the header", column=dupes[0])
-    return df
+
+
+def _check_utf8(p: Path, chunk: int = 1 << 24) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with p.open("rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last chunk
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                at = offset - pending + exc.start
+                raise InputFileError(p, f"not UTF-8 text (bad byte at offset {at})") from exc
+            if not block:
+                return
+            offset += len(block)
 
 
 def _read_csv(p: Path) -> pd.DataFrame:

@@ -107,6 +107,45 @@ def check_outputs(
         probed.add(base)
 
 
+def _inside(a: Path, b: Path) -> bool:
+    """Whether ``a`` is ``b`` or lies somewhere under it (resolved paths)."""
+    try:
+        ra, rb = a.resolve(), b.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return ra == rb or rb in ra.parents
+
+
+def check_output_folders(
+    folders: Iterable[str | os.PathLike[str]],
+    inputs: Mapping[str, str | os.PathLike[str] | None],
+) -> None:
+    """Refuse, before any work, output folders (a Spark engine's Parquet directories) that
+    must not or cannot be written: one that is, holds or lies inside an input file or folder
+    (replacing it would delete or feed back the input), one that exists as a file, or one in a
+    folder that cannot be written. An existing folder is fine: the run replaces it as a whole.
+    """
+    given = {name: Path(p) for name, p in inputs.items() if p}
+    for out in map(Path, folders):
+        for name, source in given.items():
+            if _inside(source, out) or _inside(out, source):
+                raise OutputPathError(
+                    out,
+                    f"this output folder is, holds or lies in the input {name} ({source}); "
+                    "choose another output",
+                )
+        if (out.exists() or out.is_symlink()) and not out.is_dir():
+            raise OutputPathError(out, "cannot write this output folder: a file has its name")
+        base = _nearest_existing(out.parent)
+        if not base.is_dir():
+            raise OutputPathError(out, f"cannot write this output: {base} is a file, not a folder")
+        try:
+            _probe_directory(base)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise OutputPathError(out, f"cannot write in folder {base} ({reason})") from None
+
+
 # --- temporary names, and the leftovers of killed runs -------------------------------------------
 
 STALE_AFTER_SECONDS = 24 * 3600
@@ -299,7 +338,8 @@ def _roll_back(placed: list[Path], aside: list[tuple[Path, Path]]) -> None:
 
 @contextlib.contextmanager
 def staged_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[dict[Path, Path]]:
-    """Temporary names for a run's outputs; they replace the final names together, or none do.
+    """Temporary names for a run's outputs (files, or folders the body creates there); they
+    replace the final names together, or none do.
 
     Yields final path -> temporary path in the same folder (so each rename is atomic). After
     the body, every output is committed as one set (:func:`commit`); an output the body did not
@@ -317,7 +357,7 @@ def staged_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[dict[Path,
         yield staged
         written = [(tmp, final) for final, tmp in staged.items() if tmp.exists()]
         unwritten = [final for final, tmp in staged.items() if not tmp.exists()]
-        commit(written, remove=[p for p in unwritten if p.is_file() or p.is_symlink()])
+        commit(written, remove=[p for p in unwritten if p.exists() or p.is_symlink()])
         done = True
     finally:
         for tmp in staged.values():

@@ -12,7 +12,7 @@ Modules: ``loading`` (files and structure), ``checks`` (typing cells, row checks
 """
 
 from alliance_dropout.validation.checks import client_keys
-from alliance_dropout.validation.loading import input_files, load_raw_tables
+from alliance_dropout.validation.loading import canonical_tables, input_files, load_raw_tables
 from alliance_dropout.validation.stage import (
     OUTPUT_FILES,
     ValidatedData,
@@ -38,6 +38,7 @@ __all__ = [
     "TABLE_CHECKS",
     "RawTables",
     "ValidatedData",
+    "canonical_tables",
     "client_keys",
     "input_files",
     "load_raw_tables",

@@ -38,6 +38,19 @@ def load_raw_tables(cfg: DataConfig, *, require_outcomes: bool) -> RawTables:
     sources = {table: str(path) for table, path in configured.items() if path}
     # Read every file before anything else so a broken file stops the run early.
     frames = {table: io.read_table(path) for table, path in sources.items()}
+    raw = canonical_tables(frames, sources, cfg)
+    raw.sha256 = {table: io.file_sha256(path) for table, path in sources.items()}
+    return raw
+
+
+def canonical_tables(
+    frames: dict[str, pd.DataFrame], sources: dict[str, str], cfg: DataConfig
+) -> RawTables:
+    """The tables as read (by table name) under the contract's column names.
+
+    Raises InputFileError for a missing required column (naming ``sources[table]``); warns
+    about extra columns. The Spark engine calls it on each file's header too.
+    """
     warnings: list[str] = []
     sessions = _canonical_columns(
         frames[SESSIONS],
@@ -77,14 +90,7 @@ def load_raw_tables(cfg: DataConfig, *, require_outcomes: bool) -> RawTables:
         )
     for message in warnings:
         log.warning(message)
-    return RawTables(
-        sessions,
-        outcomes,
-        clients,
-        sources,
-        sha256={table: io.file_sha256(path) for table, path in sources.items()},
-        warnings=warnings,
-    )
+    return RawTables(sessions, outcomes, clients, sources, warnings=warnings)
 
 
 def _columns_hint(missing: list[str], found: list[str]) -> str:

@@ -71,9 +71,10 @@ format: install ## Format the code with ruff
 	$(VENV)/bin/ruff check --fix src pipelines tests benchmarks
 	$(VENV)/bin/ruff format src pipelines tests benchmarks
 
-bench: install ## Benchmarks: feature building and caseload scoring (prints figures)
+bench: install data ## Benchmarks: features, caseload scoring, training (landmark vs hazard; prints figures)
 	$(PY) benchmarks/bench_features.py
 	$(PY) benchmarks/bench_scoring.py
+	$(PY) benchmarks/bench_training.py
 
 bench-spark: spark ## Benchmark: 1M clients on Spark local[2] against the local scorer (CLIENTS=...)
 	$(PY) benchmarks/bench_spark.py --clients $${CLIENTS:-1000000}

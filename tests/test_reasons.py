@@ -114,9 +114,11 @@ def test_a_client_without_a_risk_gets_the_size_in_words():
 
 
 def test_therapist_context_and_missing_values_are_never_reasons():
+    # therapist context and the hazard's clock: strong contributions, never reasons
     names = [*sorted(NOT_REASONS), "alliance_client_latest", "symptom_latest"]
-    contrib = pd.DataFrame([[5.0, 4.0, 3.0, 1.0, 2.0]], columns=names)
-    values = pd.DataFrame([[0.4, 4.0, 30.0, 2.4, np.nan]], columns=names)
+    strong = [5.0 - k * 0.5 for k in range(len(NOT_REASONS))]
+    contrib = pd.DataFrame([[*strong, 1.0, 2.0]], columns=names)
+    values = pd.DataFrame([[*([4.0] * len(NOT_REASONS)), 2.4, np.nan]], columns=names)
     assert top_reasons(contrib, values, {}, PHRASES) == [
         "↑ client's latest alliance rating 2.4 of 5 (raises risk strongly)"
     ]

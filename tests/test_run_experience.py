@@ -72,7 +72,7 @@ def test_sweep_jobs_are_named_children_of_one_parent(sweep) -> None:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["sweep"] == parent.data.tags["sweep"]
     names = sorted(r.info.run_name for r in children)
-    assert names == ["quick-lightgbm-seed1-job0", "quick-lightgbm-seed2-job1"]
+    assert names == ["quick-lightgbm-hazard-seed1-job0", "quick-lightgbm-hazard-seed2-job1"]
 
 
 def test_each_job_writes_its_own_output_folder(sweep) -> None:

@@ -300,15 +300,17 @@ def _check_reviewer_cannot_write(clinic: Clinic, run_id: str) -> None:
     )
     assert code == 2, err[-2000:]
     assert _error_lines(err) == [
-        f"error: tracking store {server.uri}: HTTP 403, this user may not write here "
-        "(MLFLOW_TRACKING_USERNAME needs EDIT on the experiment; ask the server's admin)"
+        f"error: tracking store {server.uri}: HTTP 403, permission denied to "
+        "MLFLOW_TRACKING_USERNAME (training needs EDIT on the experiment, scoring READ; ask the "
+        "server's admin)"
     ]
 
 
 def _check_scoring_by_champion(clinic: Clinic) -> pd.DataFrame:
+    """Scoring only reads the registry: the reviewer's read-only account may score."""
     out = clinic.root / "scores" / "risk.csv"
     cmd = clinic.command("score.py", f"output={out}", "scoring.report=false")
-    code, err = _finish(clinic.start("score", cmd, SCIENTIST))
+    code, err = _finish(clinic.start("score", cmd, REVIEWER))
     assert code == 0, err[-3000:]
     assert list(clinic.tmpdir("score").iterdir()) == []  # the model download cleaned up
     scored = pd.read_csv(out, dtype={c.CLIENT_ID: str})
@@ -396,7 +398,7 @@ def test_team_tracking_server(server: TeamServer, subtests, tmp_path: Path) -> N
         _check_reviewer_reads(server, run_id)
     with subtests.test("a reviewer cannot write: 403 over REST, exit 2 from the CLI"):
         _check_reviewer_cannot_write(clinic, run_id)
-    with subtests.test("the caseload is scored by models:/alliance-dropout@champion"):
+    with subtests.test("a reviewer scores the caseload by models:/alliance-dropout@champion"):
         scored = _check_scoring_by_champion(clinic)
     with subtests.test("mlflow models serve from the server answers the same risks"):
         _check_served_from_the_server(clinic, scored)

@@ -104,8 +104,8 @@ def _store_error(uri: str, exc: Exception) -> TrackingStoreError:
         )
     if code == 403:
         return TrackingStoreError(
-            f"tracking store {uri}: HTTP 403, this user may not write here "
-            "(MLFLOW_TRACKING_USERNAME needs EDIT on the experiment; ask the server's admin)"
+            f"tracking store {uri}: HTTP 403, permission denied to MLFLOW_TRACKING_USERNAME "
+            "(training needs EDIT on the experiment, scoring READ; ask the server's admin)"
         )
     return TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}")
 
@@ -138,14 +138,16 @@ def check_store(uri: str) -> None:
 _GRANT_WAIT_S = 5.0
 
 
-def _open_experiment(name: str, artifacts: str | None, remote: bool) -> None:
+def _open_experiment(name: str, artifacts: str | None, remote: bool, writes: bool) -> None:
     """Create the experiment unless it exists, and make it the active one.
 
     On a server another worker may create it at the same moment (no lock spans machines): its
-    experiment is as good as ours. There, a tag write is also the permission check, so a user
-    who may only read (a reviewer) is refused with 403 now, not after the training.
+    experiment is as good as ours. There, for a stage that ``writes``, a tag write is also the
+    permission check, so a user who may only read (a reviewer) is refused with 403 now, not
+    after the training.
     """
-    deadline = time.monotonic() + (_GRANT_WAIT_S if remote else 0.0)
+    probe = remote and writes
+    deadline = time.monotonic() + (_GRANT_WAIT_S if probe else 0.0)
     while True:
         try:
             if mlflow.get_experiment_by_name(name) is None:
@@ -157,7 +159,8 @@ def _open_experiment(name: str, artifacts: str | None, remote: bool) -> None:
                     if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                         raise
             active = mlflow.set_experiment(name)
-            if remote or active.tags.get("mlflow.experimentKind") is None:
+            missing_kind = active.tags.get("mlflow.experimentKind") is None
+            if probe or (missing_kind and not remote):
                 mlflow.set_experiment_tags(EXPERIMENT_KIND)
             return
         except mlflow.exceptions.MlflowException as exc:
@@ -166,10 +169,13 @@ def _open_experiment(name: str, artifacts: str | None, remote: bool) -> None:
             time.sleep(0.5)
 
 
-def setup_tracking(uri: str, experiment: str, mlruns_dir: str | os.PathLike[str]) -> str:
+def setup_tracking(
+    uri: str, experiment: str, mlruns_dir: str | os.PathLike[str], writes: bool = True
+) -> str:
     """Point MLflow at the store, create it and the experiment once (under a lock).
 
-    Any problem with the store is a one-line TrackingStoreError naming the URI.
+    Any problem with the store is a one-line TrackingStoreError naming the URI; on a server, a
+    stage that ``writes`` (training) also fails so when the user may only read (HTTP 403).
     """
     mlruns = Path(mlruns_dir)
     resolved = resolve_uri(uri, mlruns)
@@ -181,7 +187,7 @@ def setup_tracking(uri: str, experiment: str, mlruns_dir: str | os.PathLike[str]
             mlflow.set_tracking_uri(resolved)
             mlflow.set_registry_uri(resolved)
             artifacts = (mlruns / "artifacts").resolve().as_uri() if local else None
-            _open_experiment(experiment, artifacts, _remote(resolved))
+            _open_experiment(experiment, artifacts, _remote(resolved), writes)
     except OSError as exc:
         raise TrackingStoreError(f"tracking store {resolved}: {exc.strerror or exc}") from None
     except mlflow.exceptions.MlflowException as exc:

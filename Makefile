@@ -12,10 +12,10 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 SYNTHETIC := data/synthetic/sessions.csv
 
 .PHONY: help install browser run data validate score serve test test-slow lint format typecheck bench ui clean \
-	tracking-server tracking-server-stop add-reviewer
+	tracking-server tracking-server-stop add-reviewer bench-tuning
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-21s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,8 +44,12 @@ run: install data ## Run the whole pipeline on the built-in synthetic data
 score: install data ## Score the built-in caseload's ongoing clients (outputs/scores/)
 	$(PY) pipelines/score.py data=synthetic output=outputs/scores/caseload.csv
 
-serve: install ## Serve the registered @champion over HTTP on 127.0.0.1:5055
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns/mlflow.db \
+# MLflow's serve downloads the model into a temporary folder it never removes: one of our own,
+# removed when the server stops
+serve: install ## Serve the registered @champion over HTTP on 127.0.0.1:5055 (TRACKING_URI=... for a server)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH TMPDIR=$$tmp \
+	  MLFLOW_TRACKING_URI=$${TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db} \
 	  $(VENV)/bin/mlflow models serve -m "models:/alliance-dropout@champion" \
 	  --env-manager local -h 127.0.0.1 -p 5055
 
@@ -78,6 +82,9 @@ bench: install data ## Benchmarks: features, caseload scoring, training (landmar
 
 bench-spark: spark ## Benchmark: 1M clients on Spark local[2] against the local scorer (CLIENTS=...)
 	$(PY) benchmarks/bench_spark.py --clients $${CLIENTS:-1000000}
+
+bench-tuning: install ## Benchmark: one shared Optuna study searched by 1, 2 and 4 workers
+	$(PY) benchmarks/bench_tuning.py
 
 ui: install ## Open the MLflow UI on the local store (http://127.0.0.1:5000)
 	@mkdir -p mlruns

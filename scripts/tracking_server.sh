@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # The team tracking server: PostgreSQL + an MLflow server with basic-auth, all on 127.0.0.1.
 #
-#   scripts/tracking_server.sh start [--dir DIR] [--port PORT]   (make tracking-server)
-#   scripts/tracking_server.sh stop  [--dir DIR]                 (make tracking-server-stop)
+#   scripts/tracking_server.sh start [--dir DIR] [--port PORT] [--pg-port PORT]   (make tracking-server)
+#   scripts/tracking_server.sh stop  [--dir DIR]                                   (make tracking-server-stop)
 #
 # DIR (default .tracking/, git-ignored) holds the PostgreSQL cluster (pg/, owned by the
 # `postgres` user when run as root), the proxied artifacts (artifacts/), the auth ini, logs,
 # the recorded ports (pg.port, mlflow.port) and PIDs (mlflow.pid; PostgreSQL's is pg/postmaster.pid).
-# PORT defaults to $TRACKING_PORT or 5050; PostgreSQL gets a free port, recorded in pg.port.
+# PORT defaults to $TRACKING_PORT or 5050, PostgreSQL's to $TRACKING_PG_PORT or 5051: fixed
+# ports, so conf/tracking/server.yaml (which reads the same two variables) knows both URLs.
+#
+# PostgreSQL holds three databases: mlflow (runs, models), mlflow_auth (users) and optuna (the
+# shared hyperparameter studies, tune.storage's default with tracking=server). The optuna
+# database belongs to its own role `optuna`, which can reach nothing else, so tuning workers
+# never hold credentials of the MLflow store.
 #
 # Secrets come only from the environment and are never written to a file or a log:
-#   MLFLOW_FLASK_SERVER_SECRET_KEY, MLFLOW_AUTH_ADMIN_PASSWORD (admin's password, first start).
-# The PostgreSQL role has a random password (pgpass, mode 0600, read by libpq via PGPASSFILE),
+#   MLFLOW_FLASK_SERVER_SECRET_KEY, MLFLOW_AUTH_ADMIN_PASSWORD (admin's password, first start),
+#   TUNE_STORAGE_PASSWORD (the optuna role's password, set at every start).
+# The mlflow role has a random password (pgpass, mode 0600, read by libpq via PGPASSFILE),
 # so no other local user can reach the store behind the server's back.
 set -euo pipefail
 
@@ -20,6 +27,7 @@ PY="${PY:-$REPO/.venv/bin/python}"
 MLFLOW_BIN="$(dirname "$PY")/mlflow"
 DIR="${TRACKING_DIR:-$REPO/.tracking}"
 PORT="${TRACKING_PORT:-5050}"
+PG_PORT="${TRACKING_PG_PORT:-5051}"
 HEALTH_TIMEOUT="${TRACKING_HEALTH_TIMEOUT:-90}"
 DB_USER=mlflow
 
@@ -30,7 +38,8 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) DIR="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
-    *) die "unknown argument $1 (usage: $0 start|stop [--dir DIR] [--port PORT])" ;;
+    --pg-port) PG_PORT="$2"; shift 2 ;;
+    *) die "unknown argument $1 (usage: $0 start|stop [--dir DIR] [--port PORT] [--pg-port PORT])" ;;
   esac
 done
 mkdir -p "$DIR"
@@ -56,10 +65,6 @@ ensure_postgres() {
   [[ -n "$(pg_bin)" ]] || die "PostgreSQL binaries not found under /usr/lib/postgresql after install"
 }
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 port_busy() {
   "$PY" -c 'import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$1"
 }
@@ -75,12 +80,46 @@ group_alive() {  # any live (non-zombie) process left in process group $1
 
 pg_running() { [[ -f "$PGDATA_DIR/postmaster.pid" ]] && as_pg "$(pg_bin)/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
 
+optuna_database() {  # the role and database of the shared studies, its schema created once
+  local pgport="$1"
+  # over the cluster's socket as its superuser (local connections are trusted; the socket's
+  # folder is the cluster's, closed to other users). The password travels in the environment
+  # and the statement is kept out of PostgreSQL's log.
+  "$PY" - "$PGDATA_DIR" "$pgport" "$DB_USER" <<'PYEOF' || die "could not set up the optuna database (see $DIR/pg.log)"
+import os, sys
+import psycopg2
+from psycopg2 import sql
+host, port, superuser = sys.argv[1:4]
+conn = psycopg2.connect(host=host, port=port, user=superuser, dbname="postgres")
+conn.autocommit = True  # CREATE DATABASE runs outside a transaction
+cur = conn.cursor()
+cur.execute("SET log_statement = 'none'")
+cur.execute("SET log_min_error_statement = 'panic'")
+cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'optuna'")
+if cur.fetchone() is None:
+    cur.execute("CREATE ROLE optuna LOGIN")
+cur.execute("ALTER ROLE optuna LOGIN PASSWORD %s", (os.environ["TUNE_STORAGE_PASSWORD"],))
+cur.execute("SELECT 1 FROM pg_database WHERE datname = 'optuna'")
+if cur.fetchone() is None:
+    cur.execute("CREATE DATABASE optuna OWNER optuna")
+# every role may connect to every database by default: the optuna role may not
+for db in ("postgres", "mlflow", "mlflow_auth"):
+    cur.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
+conn.close()
+PYEOF
+  # Optuna creates its tables on first use, and workers starting together on an empty
+  # database race on that (optuna#1092): create them here, once, as the database's owner
+  "$PY" -c 'import sys, optuna; optuna.storages.RDBStorage(sys.argv[1])' \
+    "postgresql+psycopg2://optuna@/optuna?host=$PGDATA_DIR&port=$pgport" >>"$DIR/optuna-init.log" 2>&1 \
+    || die "could not create Optuna's tables (see $DIR/optuna-init.log)"
+}
+
 stop() {
   local pid="" i
   [[ -f "$DIR/mlflow.pid" ]] && pid="$(cat "$DIR/mlflow.pid")"
   if group_alive "$pid"; then
-    # SIGTERM to its process group (started with setsid): the server, its uvicorn worker and
-    # its job runner; whatever is left after 15 s is killed
+    # SIGTERM to its process group (started with setsid): the server and its uvicorn worker;
+    # whatever is left after 15 s is killed
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 150); do group_alive "$pid" || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
@@ -100,15 +139,21 @@ start() {
     || die "set MLFLOW_AUTH_ADMIN_PASSWORD (the admin user's password; at least 12 characters)"
   (( ${#MLFLOW_AUTH_ADMIN_PASSWORD} >= 12 )) \
     || die "MLFLOW_AUTH_ADMIN_PASSWORD is too short (MLflow's policy: at least 12 characters)"
+  [[ -n "${TUNE_STORAGE_PASSWORD:-}" ]] \
+    || die "set TUNE_STORAGE_PASSWORD (the password of the shared Optuna studies' database)"
   [[ -x "$MLFLOW_BIN" ]] || die "no MLflow at $MLFLOW_BIN (run: make install)"
   "$PY" -c 'import psycopg2, flask_wtf' 2>/dev/null \
-    || die "psycopg2 / Flask-WTF missing in $(dirname "$PY") (run: make install)"
+    || die "psycopg2 / Flask-WTF / Optuna missing in $(dirname "$PY") (run: make install)"
 
   if [[ -f "$DIR/mlflow.pid" ]] && alive "$(cat "$DIR/mlflow.pid")"; then
     echo "tracking-server: already running at http://127.0.0.1:$(cat "$DIR/mlflow.port")"
     return 0
   fi
   port_busy "$PORT" && die "port $PORT on 127.0.0.1 is in use (choose another: TRACKING_PORT=...)"
+  if ! pg_running; then
+    port_busy "$PG_PORT" \
+      && die "port $PG_PORT on 127.0.0.1 is in use (choose another: TRACKING_PG_PORT=...)"
+  fi
   ensure_postgres
   local bin; bin="$(pg_bin)"
 
@@ -138,7 +183,7 @@ start() {
   if pg_running; then
     pgport="$(cat "$DIR/pg.port")"
   else
-    pgport="$(free_port)"
+    pgport="$PG_PORT"
     if [[ $EUID -eq 0 ]]; then touch "$DIR/pg.log"; chown postgres: "$DIR/pg.log"; fi
     as_pg "$bin/pg_ctl" -D "$PGDATA_DIR" -l "$DIR/pg.log" -w -t 60 \
       -o "-c listen_addresses=127.0.0.1 -p $pgport -k $PGDATA_DIR" start >/dev/null \
@@ -154,6 +199,7 @@ start() {
   done
   printf '127.0.0.1:%s:*:%s:%s\n' "$pgport" "$DB_USER" "$pgpw" > "$DIR/pgpass"
   chmod 600 "$DIR/pgpass"
+  optuna_database "$pgport"
 
   # --- MLflow: backend and auth users in PostgreSQL, proxied artifacts ------------------------
   local base="postgresql+psycopg2://$DB_USER@127.0.0.1:$pgport"
@@ -171,8 +217,11 @@ auth_cache_ttl_seconds = 60
 EOF
   (
     cd "$DIR"
+    # no job runner: it serves MLflow's GenAI jobs (prompt optimisation, trace scorers), none
+    # of which this project uses, and costs eight more Python processes (~1 GiB) per server
     MLFLOW_AUTH_CONFIG_PATH="$DIR/basic_auth.ini" PGPASSFILE="$DIR/pgpass" \
-      setsid "$MLFLOW_BIN" server \
+      MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+      setsid env -u TUNE_STORAGE_PASSWORD "$MLFLOW_BIN" server \
         --backend-store-uri "$base/mlflow" \
         --artifacts-destination "$DIR/artifacts" \
         --host 127.0.0.1 --port "$PORT" --workers 1 --app-name basic-auth \
@@ -193,6 +242,7 @@ EOF
   done
   trap - EXIT
   echo "tracking-server: MLflow at $url (backend PostgreSQL 127.0.0.1:$pgport, files in $DIR)"
+  echo "tracking-server: shared Optuna studies at postgresql+psycopg2://optuna@127.0.0.1:$pgport/optuna (password: TUNE_STORAGE_PASSWORD)"
   echo "$url"
 }
 

@@ -159,7 +159,11 @@ def test_first_run_becomes_champion_and_loads_from_the_registry(workspace):
     mlflow.set_tracking_uri(workspace["uri"])
     promotion = workspace["summary"].promotion
     assert promotion is not None and promotion.promoted, promotion
-    model = mlflow.pyfunc.load_model("models:/alliance-dropout@champion")
+    # a destination of its own: without one, MLflow downloads into a temporary folder it
+    # never removes
+    local = workspace["root"] / "champion"
+    local.mkdir(exist_ok=True)
+    model = mlflow.pyfunc.load_model("models:/alliance-dropout@champion", dst_path=str(local))
     sessions = workspace["data"].sessions
     some = sessions[sessions[c.CLIENT_ID].isin(sessions[c.CLIENT_ID].unique()[:5])].copy()
     some[c.SESSION_DATE] = pd.to_datetime(some[c.SESSION_DATE]).dt.strftime("%Y-%m-%d")

@@ -43,3 +43,8 @@ class OutputPathError(PipelineError):
 
 class TrackingStoreError(PipelineError):
     """The MLflow tracking store cannot be reached or used (down, 401, 403, bad URI)."""
+
+
+class StudyStorageError(PipelineError):
+    """A shared Optuna study that cannot be used: storage unreachable or refused, no such study,
+    or no complete trial to train."""

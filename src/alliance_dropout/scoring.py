@@ -289,7 +289,10 @@ def run_scoring(cfg: ScoreRunConfig, progress: bool = True) -> ScoringSummary:
     io.table_format(output)  # fail on a bad suffix before any work
     paths = output_paths(output)
     io.check_outputs(paths.values(), input_files(cfg.data))
-    trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
+    # scoring only reads the registry: a read-only account (an analyst, a reviewer) may score
+    trk.setup_tracking(
+        cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir, writes=False
+    )
     # the model first: it fails fast, and it names the covariates the clients table must hold
     model = trk.load_risk_model(cfg.model_uri)
     meta = trk.model_metadata(cfg.model_uri)

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -105,13 +106,40 @@ def _status_in(message: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _http_status(exc: Exception) -> int | None:
+    """A REST error carries its status; MLflow's HTTP client words a 401 as "error code 401"."""
+    if isinstance(exc, mlflow.exceptions.RestException):
+        return int(exc.get_http_status_code())
+    return _status_in(str(exc))
+
+
+def _store_error(uri: str, exc: Exception) -> TrackingStoreError:
+    """One line naming the URI; 401 and 403 named as such."""
+    code = _http_status(exc)
+    if code == 401:
+        return TrackingStoreError(
+            f"tracking store {uri}: HTTP 401, not logged in "
+            "(check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+        )
+    if code == 403:
+        return TrackingStoreError(
+            f"tracking store {uri}: HTTP 403, permission denied to MLFLOW_TRACKING_USERNAME "
+            "(training needs EDIT on the experiment, scoring READ; ask the server's admin)"
+        )
+    return TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}")
+
+
 def check_store(uri: str) -> None:
     """Fail fast, in one line naming the URI, when the store cannot be used (before any work).
 
     A server is probed at ``/health`` first (MLflow's client would otherwise retry a refused
     connection for minutes), then asked for one experiment, which surfaces 401 and 403.
     """
-    if uri.startswith(("http://", "https://")):
+    if _remote(uri):
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
                 pass
@@ -123,26 +151,54 @@ def check_store(uri: str) -> None:
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except mlflow.exceptions.MlflowException as exc:
-        # a REST error carries its status; MLflow's HTTP client words a 401 as "error code 401"
-        code = (
-            exc.get_http_status_code()
-            if isinstance(exc, mlflow.exceptions.RestException)
-            else _status_in(str(exc))
-        )
-        if code in (401, 403):
-            raise TrackingStoreError(
-                f"tracking store {uri}: HTTP {code} "
-                "(check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
-            ) from None
-        raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
+        raise _store_error(uri, exc) from None
     except Exception as exc:  # e.g. a database URI whose driver or file cannot be opened
         raise TrackingStoreError(f"tracking store {uri}: {_first_line(exc)}") from None
 
 
-def setup_tracking(uri: str, experiment: str, mlruns_dir: str | os.PathLike[str]) -> str:
+# basic-auth grants its creator's permission on a new experiment just after creating it: a
+# worker that starts together with the creator may be refused (403) for that moment
+_GRANT_WAIT_S = 5.0
+
+
+def _open_experiment(name: str, artifacts: str | None, remote: bool, writes: bool) -> None:
+    """Create the experiment unless it exists, and make it the active one.
+
+    On a server another worker may create it at the same moment (no lock spans machines): its
+    experiment is as good as ours. There, for a stage that ``writes``, a tag write is also the
+    permission check, so a user who may only read (a reviewer) is refused with 403 now, not
+    after the training.
+    """
+    probe = remote and writes
+    deadline = time.monotonic() + (_GRANT_WAIT_S if probe else 0.0)
+    while True:
+        try:
+            if mlflow.get_experiment_by_name(name) is None:
+                try:
+                    mlflow.create_experiment(
+                        name, artifact_location=artifacts, tags=EXPERIMENT_KIND
+                    )
+                except mlflow.exceptions.MlflowException as exc:
+                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+            active = mlflow.set_experiment(name)
+            missing_kind = active.tags.get("mlflow.experimentKind") is None
+            if probe or (missing_kind and not remote):
+                mlflow.set_experiment_tags(EXPERIMENT_KIND)
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            if _http_status(exc) != 403 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def setup_tracking(
+    uri: str, experiment: str, mlruns_dir: str | os.PathLike[str], writes: bool = True
+) -> str:
     """Point MLflow at the store, create it and the experiment once (under a lock).
 
-    Any problem with the store is a one-line TrackingStoreError naming the URI.
+    Any problem with the store is a one-line TrackingStoreError naming the URI; on a server, a
+    stage that ``writes`` (training) also fails so when the user may only read (HTTP 403).
     """
     mlruns = Path(mlruns_dir)
     resolved = resolve_uri(uri, mlruns)
@@ -153,16 +209,12 @@ def setup_tracking(uri: str, experiment: str, mlruns_dir: str | os.PathLike[str]
             check_store(resolved)
             mlflow.set_tracking_uri(resolved)
             mlflow.set_registry_uri(resolved)
-            if mlflow.get_experiment_by_name(experiment) is None:
-                artifacts = (mlruns / "artifacts").resolve().as_uri() if local else None
-                mlflow.create_experiment(
-                    experiment, artifact_location=artifacts, tags=EXPERIMENT_KIND
-                )
+            artifacts = (mlruns / "artifacts").resolve().as_uri() if local else None
+            _open_experiment(experiment, artifacts, _remote(resolved), writes)
     except OSError as exc:
         raise TrackingStoreError(f"tracking store {resolved}: {exc.strerror or exc}") from None
-    active = mlflow.set_experiment(experiment)
-    if active.tags.get("mlflow.experimentKind") is None:
-        mlflow.set_experiment_tags(EXPERIMENT_KIND)
+    except mlflow.exceptions.MlflowException as exc:
+        raise _store_error(resolved, exc) from None
     return resolved
 
 
@@ -309,14 +361,23 @@ def tagged_parent(experiment_name: str, tag: str, value: str, name: str) -> str:
     found = parents()
     if found:
         return str(found[0].info.run_id)
-    own = client.create_run(
+    own = parent_run(experiment_name, tag, value, name)
+    winner = parents()[0]
+    if winner.info.run_id != own:
+        client.delete_run(own)
+    return str(winner.info.run_id)
+
+
+def parent_run(experiment_name: str, tag: str, value: str, name: str) -> str:
+    """A new (finished) parent run tagged ``<tag>=<value>`` and ``<tag>_parent=true``."""
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    assert experiment is not None  # setup_tracking created it
+    run = client.create_run(
         experiment.experiment_id, run_name=name, tags={tag: value, f"{tag}_parent": "true"}
     )
-    client.set_terminated(own.info.run_id)
-    winner = parents()[0]
-    if winner.info.run_id != own.info.run_id:
-        client.delete_run(own.info.run_id)
-    return str(winner.info.run_id)
+    client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)
 
 
 def describe_run(run_id: str, text: str) -> None:

@@ -51,7 +51,7 @@ from alliance_dropout.modeling.labels import describe_label, episode_labels
 from alliance_dropout.modeling.model_card import render_model_card
 from alliance_dropout.modeling.models import DropoutRiskModel
 from alliance_dropout.modeling.reference_rules import RULES, reference_scores
-from alliance_dropout.modeling.tuning import tune
+from alliance_dropout.modeling.tuning import study_storage, tune
 from alliance_dropout.progress import timed
 from alliance_dropout.serving import model_signature, synthetic_input_example
 from alliance_dropout.validation import ValidatedData, run_validation
@@ -281,6 +281,7 @@ def run(cfg: TrainRunConfig) -> RunSummary:
     out = Path(cfg.output_dir)
     # the store first: a wrong URI or a server that is down fails before any work
     uri = trk.setup_tracking(cfg.tracking.uri, cfg.tracking.experiment, cfg.paths.mlruns_dir)
+    study_storage(cfg.tune)  # a shared study's storage too
     with timed(log, "data") as step:
         data, settings = prepare_data(cfg)
         step["text"] = (

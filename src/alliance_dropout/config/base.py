@@ -7,6 +7,7 @@ Range checks live in ``__post_init__`` and run when a stage turns its node into 
 from __future__ import annotations
 
 import functools
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,17 @@ class PathsConfig:
     mlruns_dir: str = "${paths.root}/mlruns"
 
 
+def refuse_password(key: str, url: str | None) -> None:
+    """A URL with a password in it would be logged with the config (MLflow params, Hydra's
+    files): credentials come from the environment only."""
+    if url and urllib.parse.urlsplit(url).password:
+        raise ValueError(
+            f"{key} holds a password; give the URL without it and the password in the "
+            "environment (MLFLOW_TRACKING_PASSWORD for the server, TUNE_STORAGE_PASSWORD for "
+            "tune.storage)"
+        )
+
+
 @dataclass
 class TrackingConfig:
     """MLflow tracking. Empty ``uri`` means the local SQLite store under ``paths.mlruns_dir``."""
@@ -129,6 +141,9 @@ class TrackingConfig:
     uri: str = ""
     experiment: str = "alliance-dropout"
     registered_model_name: str = "alliance-dropout"
+    # the Optuna RDB (no password) that goes with this store: tune.storage's default for a
+    # shared study (tracking=server: the team server's PostgreSQL, database optuna)
+    optuna_storage: str | None = None
     # --- the promotion gate (registry.py): a registered model becomes @champion only if ...
     promote: bool = True  # false: register, never promote
     # ... the lower 95% bound of its paired bootstrap AUC gain over the champion and over the
@@ -143,6 +158,8 @@ class TrackingConfig:
     calibration_intercept_max: float = 0.25
 
     def __post_init__(self) -> None:
+        refuse_password("tracking.uri", self.uri)
+        refuse_password("tracking.optuna_storage", self.optuna_storage)
         if not 0.0 <= self.promotion_margin < 0.5:
             raise ValueError("tracking.promotion_margin must be within [0, 0.5)")
         if self.min_test_events < 1:

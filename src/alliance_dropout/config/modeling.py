@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from alliance_dropout.config.base import refuse_password
+
 
 class ModelKind(Enum):
     logreg = "logreg"
@@ -176,8 +178,10 @@ class TuneConfig:
     timeout_s: float | None = None
     # param name -> {type: float|int|categorical, low, high, log, choices}
     search_space: dict[str, Any] = field(default_factory=dict)
-    # a shared study: an Optuna RDB URL (e.g. postgresql+psycopg2://..., sqlite:///...) and a
-    # name; any number of processes on any machines join the same study with the same command.
+    # a shared study: a name and an Optuna RDB URL without a password (e.g.
+    # postgresql+psycopg2://user@host:port/db; its password in TUNE_STORAGE_PASSWORD), by
+    # default tracking.optuna_storage (conf/tune/); any number of processes on any machines
+    # join the same study with the same command. Without a study name the storage is unused.
     # With n_trials=0 a run trains the study's best trial (no search).
     storage: str | None = None
     study_name: str | None = None
@@ -185,8 +189,12 @@ class TuneConfig:
     prune_after_trials: int = 3
 
     def __post_init__(self) -> None:
-        if bool(self.storage) != bool(self.study_name):
-            raise ValueError("tune.storage and tune.study_name go together (a shared study)")
+        if self.study_name and not self.storage:
+            raise ValueError(
+                "tune.study_name needs tune.storage, an Optuna RDB URL (tracking=server gives "
+                "the team server's)"
+            )
+        refuse_password("tune.storage", self.storage)
         if self.n_trials < 0:
             raise ValueError("tune.n_trials must be >= 0")
 

@@ -47,89 +47,84 @@ def _reasons(top_reasons: pd.Series) -> pd.Series:
     )
 
 
-def _flags(s: pd.DataFrame) -> pd.Series:
+def _flags(s: pd.DataFrame) -> list[str]:
     """A labelled pill per raised flag."""
-    flags = pd.Series("", index=s.index, dtype=str)
+    pills = []
     for col, (label, icon, css) in FLAGS.items():
         on = s[col].astype("boolean").fillna(False).to_numpy(dtype=bool)
         pill = (
             f'<span class="flag {css}" title="{label}">'
             f'<span aria-hidden="true">{icon}</span> {label}</span>'
         )
-        flags = flags + pd.Series(np.where(on, pill, ""), index=s.index, dtype=str)
-    return flags.where(flags != "", '<span class="muted">–</span>')
+        pills.append(np.where(on, pill, "").tolist())
+    none = '<span class="muted">–</span>'
+    return ["".join(row) or none for row in zip(*pills, strict=True)]
 
 
-def _charts(s: pd.DataFrame, charts: pd.Series, max_charts: int, client: pd.Series) -> pd.Series:
+def _charts(s: pd.DataFrame, charts: pd.Series, max_charts: int, client: list[str]) -> list[str]:
     """Each client's chart as a button that opens it large (static/report.js), or why none."""
-    chart = charts.reindex(s[CLIENT_ID].astype(str))
-    chart.index = s.index
-    button = (
-        '<button type="button" class="chartbtn" title="Click to enlarge" aria-label="Enlarge '
-        "the chart of client "
-        + client
-        + '">'
-        + chart.fillna("")
-        + '<span class="zoom" aria-hidden="true">⤢</span></button>'
-    )
-    out = button.where(chart.notna(), '<span class="muted">No sessions on record</span>')
-    beyond = pd.Series(np.arange(len(s)) >= max_charts, index=s.index)
-    return out.where(~beyond, f'<span class="muted">Chart omitted (rank &gt; {max_charts})</span>')
+    chart_of = charts.to_dict()
+    ids = s[CLIENT_ID].astype(str).tolist()
+    omitted = f'<span class="muted">Chart omitted (rank &gt; {max_charts})</span>'
+    cells = []
+    for rank, (cid, name) in enumerate(zip(ids, client, strict=True)):
+        chart = chart_of.get(cid) if rank < max_charts else None
+        if rank >= max_charts:
+            cells.append(omitted)
+        elif chart is None or pd.isna(chart):
+            cells.append('<span class="muted">No sessions on record</span>')
+        else:
+            cells.append(
+                '<button type="button" class="chartbtn" title="Click to enlarge" aria-label='
+                f'"Enlarge the chart of client {name}">{chart}<span class="zoom" '
+                'aria-hidden="true">⤢</span></button>'
+            )
+    return cells
 
 
 def caseload_rows(scored: pd.DataFrame, charts: pd.Series, max_charts: int) -> Markup:
     """The ``<tbody>`` rows, in the order given (the scoring stage's ranking), one per line.
 
-    ``charts`` holds safe SVG markup per client id (see ``charts.trajectory_charts``).
+    ``charts`` holds safe SVG markup per client id (see ``charts.trajectory_charts``). Each
+    column is formatted for all clients at once; each row is then one f-string (adding columns
+    to a pandas string column copies every longer prefix again: seconds at 100,000 clients).
     """
     s = scored.reset_index(drop=True)
-    n = len(s)
-    rank = pd.Series(np.arange(1, n + 1), index=s.index).astype(str)
-    client = escape_series(s[CLIENT_ID])
-    therapist = escape_series(s[THERAPIST_ID])
+    client = escape_series(s[CLIENT_ID]).tolist()
+    therapist = escape_series(s[THERAPIST_ID]).tolist()
     tier_raw = s[RISK_TIER].astype("string").fillna("unknown").str.lower()
-    tier = escape_series(tier_raw)
-    tier_class = tier_raw.where(tier_raw.isin(TIERS), "other").astype(str)
+    tier = escape_series(tier_raw).tolist()
+    tier_class = tier_raw.where(tier_raw.isin(TIERS), "other").astype(str).tolist()
     risk = pd.to_numeric(s[DROPOUT_RISK], errors="coerce").astype(float)
-    bar_width = fmt((risk.clip(0, 1) * 100).round(1), 1, missing="0")
+    bar_width = fmt((risk.clip(0, 1) * 100).round(1), 1, missing="0").tolist()
     as_of_date = pd.to_datetime(s[AS_OF_DATE], errors="coerce")
-    date_text = as_of_date.dt.strftime("%Y-%m-%d").fillna("–").astype(str)
-    as_of_session = fmt(s[AS_OF_SESSION], 0)
-
-    rows = (
-        '<tr data-rank="'
-        + rank
-        + '" data-therapist="'
-        + therapist
-        + '" data-tier="'
-        + tier
-        + '"><td class="rank">'
-        + rank
-        + '</td><td class="client"><span class="cid">'
-        + client
-        + '</span></td><td class="ther">'
-        + therapist
-        + '</td><td class="asof">Session '
-        + as_of_session
-        + '<br><span class="muted">'
-        + date_text
-        + '</span></td><td class="risk"><span class="pct">'
-        + risk_percent_label(risk)
-        + '</span><span class="bar"><span class="fill t-'
-        + tier_class
-        + '" style="width:'
-        + bar_width
-        + '%"></span></span><span class="badge t-'
-        + tier_class
-        + '">'
-        + tier
-        + '</span></td><td class="reasons">'
-        + _reasons(s[TOP_REASONS])
-        + '</td><td class="flags">'
-        + _flags(s)
-        + '</td><td class="chart">'
-        + _charts(s, charts, max_charts, client)
-        + "</td></tr>"
+    date_text = as_of_date.dt.strftime("%Y-%m-%d").fillna("–").astype(str).tolist()
+    as_of_session = fmt(s[AS_OF_SESSION], 0).tolist()
+    columns = zip(
+        client,
+        therapist,
+        tier,
+        tier_class,
+        as_of_session,
+        date_text,
+        risk_percent_label(risk).tolist(),
+        bar_width,
+        _reasons(s[TOP_REASONS]).tolist(),
+        _flags(s),
+        _charts(s, charts, max_charts, client),
+        strict=True,
     )
+    rows = [
+        f'<tr data-rank="{rank}" data-therapist="{ther}" data-tier="{t}"><td class="rank">'
+        f'{rank}</td><td class="client"><span class="cid">{cid}</span></td><td class="ther">'
+        f'{ther}</td><td class="asof">Session {session}<br><span class="muted">{day}</span>'
+        f'</td><td class="risk"><span class="pct">{pct}</span><span class="bar"><span '
+        f'class="fill t-{css}" style="width:{width}%"></span></span><span class="badge '
+        f't-{css}">{t}</span></td><td class="reasons">{reasons}</td><td class="flags">{flags}'
+        f'</td><td class="chart">{chart}</td></tr>'
+        for rank, (cid, ther, t, css, session, day, pct, width, reasons, flags, chart) in enumerate(
+            columns, start=1
+        )
+    ]
     # every data-derived text above was escaped by escape_series: the rows are safe markup
-    return Markup("\n".join(rows.tolist()))
+    return Markup("\n".join(rows))

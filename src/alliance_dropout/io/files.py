@@ -171,17 +171,25 @@ def to_datetime64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return naive_datetime64(values), pd.Series(False, index=values.index)
+    if not isinstance(values.dtype, pd.StringDtype):
+        # objects (dates, numbers, text mixed): 1, 1.0 and True are one value to a hash
+        # table but three spellings, so these are read cell by cell
+        return _text_to_datetime64(values)
     codes, distinct = pd.factorize(values)  # missing cells: code -1
-    text = pd.Series(distinct, dtype=object).astype("str").str.strip()
-    text = text.mask(text.isin(NA_VALUES))
+    dates, unreadable = _text_to_datetime64(pd.Series(distinct, dtype=values.dtype))
+    taken = np.append(dates.to_numpy(), np.datetime64("NaT", "us"))[codes]
+    bad = np.append(unreadable.to_numpy(), False)[codes]
+    return pd.Series(taken, index=values.index), pd.Series(bad, index=values.index)
+
+
+def _text_to_datetime64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    text = values.astype("str").str.strip()
+    text = text.mask(text.isin(NA_VALUES) | values.isna())
     try:
         dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
     except ValueError:  # mixed UTC offsets: each value's own wall-clock time
         dates = pd.to_datetime(_without_offset(text), format="ISO8601", errors="coerce")
-    dates = naive_datetime64(dates)
-    unreadable = np.append((text.notna() & dates.isna()).to_numpy(), False)  # code -1: False
-    taken = np.append(dates.to_numpy(), np.datetime64("NaT", "us"))[codes]
-    return pd.Series(taken, index=values.index), pd.Series(unreadable[codes], index=values.index)
+    return naive_datetime64(dates), text.notna() & dates.isna()
 
 
 def _without_offset(text: pd.Series) -> pd.Series:

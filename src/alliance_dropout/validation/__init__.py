@@ -11,7 +11,7 @@ Modules: ``loading`` (files and structure), ``checks`` (typing cells, row checks
 ``quarantine`` (the quarantine table), ``summary`` (report and its text), ``stage`` (the stage).
 """
 
-from alliance_dropout.validation.checks import client_keys
+from alliance_dropout.validation.checks import client_keys, typed_sessions
 from alliance_dropout.validation.loading import input_files, load_raw_tables
 from alliance_dropout.validation.stage import (
     OUTPUT_FILES,
@@ -45,6 +45,7 @@ __all__ = [
     "run_validation",
     "summary_lines",
     "summary_markdown",
+    "typed_sessions",
     "validate_tables",
     "write_validated",
 ]

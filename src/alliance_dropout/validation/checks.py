@@ -90,6 +90,14 @@ def _typed_sessions(
     return frame, pd.concat(unreadable, ignore_index=True)
 
 
+def typed_sessions(
+    raw: pd.DataFrame, attendance_codes: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Session cells typed as validation types them, without the row checks (an unreadable
+    cell is missing): what the feature builder reads, for the benchmarks."""
+    return _typed_sessions(raw, attendance_codes or {})[0]
+
+
 # --- checks --------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,9 @@ constants and the charts, which escape their own text.
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
@@ -28,37 +31,64 @@ from alliance_dropout.report.inputs import FLAGS, TIERS
 UP, DOWN = "↑", "↓"  # how the scoring stage marks a reason's direction
 
 
-def _reasons(top_reasons: pd.Series) -> pd.Series:
+def _reasons(top_reasons: pd.Series) -> list[str]:
     """The " | "-separated reasons as a list; a leading ↑ / ↓ marks the direction.
 
     Reasons in the scoring stage's format ("↑ words (raises risk by about 4 percentage
     points)") get a direction class (the stylesheet draws the arrow) and their effect set
-    apart; others are shown as given. The markup is added to already escaped text.
+    apart; others are shown as given. The markup is added to already escaped text. A caseload
+    repeats its reasons, so each distinct reason is marked up once.
     """
-    reasons = escape_series(top_reasons).str.strip()
-    items = "<li>" + reasons.str.replace(" | ", "</li><li>", regex=False) + "</li>"
-    for arrow, css in ((UP, "up"), (DOWN, "down")):
-        items = items.str.replace(f"<li>{arrow} ", f'<li class="{css}">', regex=False)
-    items = items.str.replace(
-        r" \(((?:raises|lowers) risk[^()<]*)\)</li>", r" <small>(\1)</small></li>", regex=True
-    )
-    return ('<ul class="reasons">' + items + "</ul>").where(
-        reasons != "", '<span class="muted">No reason given</span>'
-    )
+    text = top_reasons.astype("string").fillna("").astype(str).str.strip().tolist()
+    item: dict[str, str] = {}
+    out = []
+    for reasons in text:
+        if not reasons:
+            out.append('<span class="muted">No reason given</span>')
+            continue
+        items = []
+        for reason in reasons.split(" | "):
+            marked = item.get(reason)
+            if marked is None:
+                marked = item[reason] = _reason_item(reason)
+            items.append(marked)
+        out.append('<ul class="reasons">' + "".join(items) + "</ul>")
+    return out
+
+
+# the effect at the end of a reason: "... (raises risk by about 4 percentage points)"
+_EFFECT = re.compile(r" \(((?:raises|lowers) risk[^()<]*)\)\Z")
+
+
+def _reason_item(reason: str) -> str:
+    """One reason as a list item: escaped, its direction a class, its effect in small print."""
+    text = html.escape(reason, quote=True)
+    css = ""
+    for arrow, name in ((UP, "up"), (DOWN, "down")):
+        if text.startswith(f"{arrow} "):
+            text, css = text[len(arrow) + 1 :], f' class="{name}"'
+            break
+    text = _EFFECT.sub(r" <small>(\1)</small>", text)
+    return f"<li{css}>{text}</li>"
 
 
 def _flags(s: pd.DataFrame) -> list[str]:
-    """A labelled pill per raised flag."""
-    pills = []
-    for col, (label, icon, css) in FLAGS.items():
+    """A labelled pill per raised flag (the 16 combinations of four flags written once)."""
+    pills = [
+        f'<span class="flag {css}" title="{label}"><span aria-hidden="true">{icon}</span> '
+        f"{label}</span>"
+        for label, icon, css in FLAGS.values()
+    ]
+    combination = np.zeros(len(s), dtype=np.int64)
+    for bit, col in enumerate(FLAGS):
         on = s[col].astype("boolean").fillna(False).to_numpy(dtype=bool)
-        pill = (
-            f'<span class="flag {css}" title="{label}">'
-            f'<span aria-hidden="true">{icon}</span> {label}</span>'
-        )
-        pills.append(np.where(on, pill, "").tolist())
-    none = '<span class="muted">–</span>'
-    return ["".join(row) or none for row in zip(*pills, strict=True)]
+        combination |= on.astype(np.int64) << bit
+    cells = [
+        "".join(pill for bit, pill in enumerate(pills) if k >> bit & 1)
+        or '<span class="muted">–</span>'
+        for k in range(2 ** len(pills))
+    ]
+    return [cells[k] for k in combination.tolist()]
 
 
 def _charts(s: pd.DataFrame, charts: pd.Series, max_charts: int, client: list[str]) -> list[str]:
@@ -109,7 +139,7 @@ def caseload_rows(scored: pd.DataFrame, charts: pd.Series, max_charts: int) -> M
         date_text,
         risk_percent_label(risk).tolist(),
         bar_width,
-        _reasons(s[TOP_REASONS]).tolist(),
+        _reasons(s[TOP_REASONS]),
         _flags(s),
         _charts(s, charts, max_charts, client),
         strict=True,

@@ -18,6 +18,7 @@ from alliance_dropout.validation.stage import (
     ValidatedData,
     output_paths,
     run_validation,
+    sessions_in_order,
     validate_tables,
     write_validated,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "load_raw_tables",
     "output_paths",
     "run_validation",
+    "sessions_in_order",
     "summary_lines",
     "summary_markdown",
     "typed_sessions",

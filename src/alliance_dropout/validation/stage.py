@@ -60,7 +60,7 @@ def validate_tables(raw: RawTables, cfg: DataConfig) -> ValidatedData:
         assert t.quarantined is not None
         return t.typed.loc[~t.quarantined.to_numpy()]
 
-    sessions = _by_client_and_number(kept(SESSIONS).astype({c.SESSION_NUMBER: "int64"}))
+    sessions = sessions_in_order(kept(SESSIONS).astype({c.SESSION_NUMBER: "int64"}))
     # Guards the contract every downstream stage relies on (a failure here is a bug).
     s.sessions_schema(cfg.symptom.to_scale(), cfg.alliance.to_scale()).validate(sessions)
     outcomes = kept(OUTCOMES).reset_index(drop=True) if OUTCOMES in tables else None
@@ -69,8 +69,9 @@ def validate_tables(raw: RawTables, cfg: DataConfig) -> ValidatedData:
     return ValidatedData(sessions, outcomes, clients, quarantine, report, client_checks)
 
 
-def _by_client_and_number(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Rows ordered by client, then session number (most exports are already: no sort)."""
+def sessions_in_order(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by client, then session number, with a fresh index (rows already in that
+    order, as most exports and every validated frame are, are not sorted again)."""
     codes = s.sorted_text_codes(sessions[c.CLIENT_ID])
     if codes is not None:
         step_number = np.diff(sessions[c.SESSION_NUMBER].to_numpy())

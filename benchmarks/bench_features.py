@@ -17,18 +17,19 @@ like clinic exports: ~4% gaps in session numbers, missing ratings on attended ro
 and cancellations, ~10% of episodes changing therapist, ratings with two decimals, as pyarrow
 writes them (``date32`` dates) and as a CSV with ISO date strings.
 
-Targets: (a) within 1.5x the reference on every variant, (b) within 2x of (a), peak memory of
-(a) under 4 GiB, apply at least 100x slower than (a). The machine is shared: the load average
-is printed beside the figures.
+Targets (on wall-clock seconds): (a) within 1.5x the reference on every variant, (b) within 2x
+of (a), peak memory of (a) under 4 GiB, apply at least 100x slower than (a). The machine is
+shared: the load average (1 minute, after each measurement) and the CPU seconds (all threads)
+are printed beside the figures.
 
 Usage: python benchmarks/bench_features.py [--clients N] [--variants a,b] [--apply-clients M]
 
-Profile (py-spy, 200 Hz, export-parquet, 200,000 clients, latest row, before issue 16's
-changes; share of samples, inclusive):
-    read_table 26% (pyarrow Parquet read 21%, to_pandas 6%);
-    build_features 68%: pandas grouped cumsum 10% (+ its factorize 4%), take 5%,
-    _centred_sums 5%, sudden-gain interval statistics 5%, rupture features 9%,
-    maximum.accumulate 4%, first_valid_index 3%; session arrays + sort order 5%.
+Profile before issue 16's changes (py-spy, 200 Hz; export-parquet, 200,000 clients, 2.8M rows,
+latest row; share of read + build, inclusive): read_table 11%, build_features 89%: the families
+73% (alliance per rater 19%, sudden gains 12%, ruptures 10%, dual perspective 9%, alliance-
+symptom coupling 7%, attendance 6%, symptoms 6%), of which _centred_sums 21% and pandas' grouped
+cumsum 17% (a groupby built per call: factorizing the key cost more than the loop); the sort
+order (a sorted factorize of the id strings) 5%; session arrays 4%.
 """
 
 from __future__ import annotations
@@ -265,6 +266,8 @@ def _measure(kind: str, path: str, n: int) -> None:
     else:
         import alliance_dropout.features.builder
         import alliance_dropout.validation  # noqa: F401
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     started = time.perf_counter()
     if kind == "reference":
         rows = _reference(path)
@@ -273,8 +276,10 @@ def _measure(kind: str, path: str, n: int) -> None:
     else:
         rows = _apply(path, n)
     seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_gib": peak_kib / 2**20}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before  # all threads
+    peak_gib = usage.ru_maxrss / 2**20  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": rows, "peak_gib": peak_gib}))
 
 
 def _run(kind: str, path: Path, n: int = 0) -> dict[str, float]:
@@ -314,6 +319,7 @@ def bench_variant(variant: str, n_clients: int, apply_clients: int) -> dict[str,
             apply = _run("apply", path, n_apply)
     reference = {
         "seconds": (before["seconds"] + after["seconds"]) / 2,
+        "cpu": (before["cpu"] + after["cpu"]) / 2,
         "rows": before["rows"],
         "peak_gib": max(before["peak_gib"], after["peak_gib"]),
         "load": (before["load"] + after["load"]) / 2,
@@ -329,13 +335,13 @@ def bench_variant(variant: str, n_clients: int, apply_clients: int) -> dict[str,
         note = f"-> {apply_full:,.0f} s at full size"
         rows.append((f"groupby().apply, {n_apply:,} clients", apply, note))
     print(
-        f"{'measurement (read included)':42s} {'seconds':>8s} {'out rows':>10s} "
+        f"{'measurement (read included)':42s} {'seconds':>8s} {'CPU s':>7s} {'out rows':>10s} "
         f"{'peak GiB':>8s} {'load':>5s}"
     )
     for name, m, note in rows:
         line = (
-            f"{name:42s} {m['seconds']:8.2f} {int(m['rows']):10,d} {m['peak_gib']:8.2f} "
-            f"{m['load']:5.1f}"
+            f"{name:42s} {m['seconds']:8.2f} {m['cpu']:7.2f} {int(m['rows']):10,d} "
+            f"{m['peak_gib']:8.2f} {m['load']:5.1f}"
         )
         print(f"{line}  {note}".rstrip())
     ratios = {

@@ -144,14 +144,18 @@ def score_child(args: argparse.Namespace) -> None:
             f"paths.mlruns_dir={args.mlruns}",
         ],
     )
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     summary = run_scoring(to_object(cfg), progress=False)
     seconds = time.perf_counter() - started
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    peak_gib = usage.ru_maxrss / 1024**2
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu": cpu,
                 "peak_gib": peak_gib,
                 "scored": summary.n_scored,
                 "stages": summary.stage_seconds,
@@ -211,6 +215,7 @@ def main() -> None:
             f"{'peak memory (scoring run)':28s} {result['peak_gib']:8.2f} GiB  target < "
             f"{TARGET_GIB:.0f} GiB  {'met' if ok_m else 'NOT met'}"
         )
+        print(f"{'CPU seconds (all threads)':28s} {result['cpu']:8.1f} s")
         print(f"{'throughput':28s} {rows / result['seconds']:8.0f} rows/s")
         print("seconds per stage:")
         for stage, secs in result["stages"].items():

@@ -1,22 +1,42 @@
 """Benchmark of the trajectory-feature builder (``make bench``): prints figures, asserts nothing.
 
-Generates ``--clients`` synthetic episodes of 8-20 sessions each, writes them to a Parquet file
-in a temporary directory and times, each in its own subprocess (so that peak memory is that
+For each data variant of ``--clients`` episodes (8-20 sessions each) it writes the file into a
+temporary directory and times, each in its own subprocess (so that peak memory is that
 measurement's own):
 
-- reference: a minimal Polars group-by (read + 20 simple per-client aggregates);
-- (a) our features as of each client's latest row (read + build);
-- (b) our features at every configured landmark (read + build);
-- per-client ``groupby().apply`` of the same builder on ``--apply-clients`` clients,
+- reference: a minimal Polars group-by (read + 20 simple per-client aggregates), run before
+  and after (a) and averaged, so that a change of machine load between them evens out;
+- (a) our features as of each client's latest row (read + cells typed + build);
+- (b) our features at every configured landmark (read + cells typed + build);
+- on the first variant, ``groupby().apply`` of the same builder on ``--apply-clients`` clients,
   extrapolated to the full size.
 
-Usage: python benchmarks/bench_features.py [--clients N] [--apply-clients M]
+Variants (issue 16): ``generated`` is the original one (Parquet, ``timestamp[ms]`` dates, no
+gaps in session numbers, one therapist per episode); ``export-parquet`` and ``export-csv`` look
+like clinic exports: ~4% gaps in session numbers, missing ratings on attended rows, no-shows
+and cancellations, ~10% of episodes changing therapist, ratings with two decimals, as pyarrow
+writes them (``date32`` dates) and as a CSV with ISO date strings.
+
+Targets (on wall-clock seconds): (a) within 1.5x the reference on every variant, (b) within 2x
+of (a), peak memory of (a) under 4 GiB, apply at least 100x slower than (a). The machine is
+shared: the load average (1 minute, after each measurement) and the CPU seconds (all threads)
+are printed beside the figures.
+
+Usage: python benchmarks/bench_features.py [--clients N] [--variants a,b] [--apply-clients M]
+
+Profile before issue 16's changes (py-spy, 200 Hz; export-parquet, 200,000 clients, 2.8M rows,
+latest row; share of read + build, inclusive): read_table 11%, build_features 89%: the families
+73% (alliance per rater 19%, sudden gains 12%, ruptures 10%, dual perspective 9%, alliance-
+symptom coupling 7%, attendance 6%, symptoms 6%), of which _centred_sums 21% and pandas' grouped
+cumsum 17% (a groupby built per call: factorizing the key cost more than the loop); the sort
+order (a sorted factorize of the id strings) 5%; session arrays 4%.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,17 +46,28 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 ATTENDANCE = np.array(["attended", "cancelled", "no_show"])
-TARGET_A_VS_REFERENCE = 3.0
+VARIANTS = ("generated", "export-parquet", "export-csv")
+TARGET_A_VS_REFERENCE = 1.5
 TARGET_APPLY_VS_A = 100.0
-TARGET_B_VS_A = 3.0
-TARGET_PEAK_GIB = 8.0
+TARGET_B_VS_A = 2.0
+TARGET_PEAK_GIB = 4.0
+
+
+def _ids(prefix: str, n: int, width: int, rows: np.ndarray) -> pa.Array:
+    """Plain string ids (``c0000042``) of ``rows``, built as a dictionary and decoded."""
+    names = pc.binary_join_element_wise(
+        prefix, pc.utf8_lpad(pa.array(np.arange(n).astype(str)), width, "0"), ""
+    )
+    return pa.DictionaryArray.from_arrays(pa.array(rows.astype(np.int32)), names).cast(pa.string())
 
 
 def generate(n_clients: int, seed: int = 0) -> pa.Table:
-    """Contract-shaped sessions: 8-20 rows per client, random-walk scores, misses, gaps."""
+    """Contract-shaped sessions: 8-20 rows per client, random-walk scores, misses."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(8, 21, n_clients)
     client = np.repeat(np.arange(n_clients, dtype=np.int64), lengths)
@@ -76,6 +107,82 @@ def generate(n_clients: int, seed: int = 0) -> pa.Table:
     return pa.table({k: v.cast(pa.string()) if k.endswith("_id") else v for k, v in table.items()})
 
 
+def generate_export(n_clients: int, seed: int = 0) -> pa.Table:
+    """Sessions as a clinic's export holds them (see the module docstring), ``date32`` dates."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(8, 21, n_clients)
+    client = np.repeat(np.arange(n_clients, dtype=np.int64), lengths)
+    n = client.shape[0]
+    start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    position = np.arange(n) - start
+    # ~4% of appointments leave a gap in the numbering (a booking deleted or never recorded)
+    step = 1 + (rng.random(n) < 0.04)
+    step[position == 0] = 1
+    total = np.cumsum(step)
+    number = total - total[start] + 1
+    attendance = rng.choice(3, size=n, p=[0.82, 0.11, 0.07])
+    attended = attendance == 0
+    elapsed = np.cumsum(rng.integers(3, 15, n))
+    day = elapsed - elapsed[start] + rng.integers(0, 3 * 365, n_clients)[client]
+
+    def walk(level: np.ndarray, sd: float, low: float, high: float, kept: float) -> np.ndarray:
+        noise = np.cumsum(rng.normal(0.0, sd, n))
+        path = level[client] + noise - noise[start]
+        values = np.clip(np.round(path * 12) / 12, low, high).round(2)  # item means, 2 decimals
+        return np.where(attended & (rng.random(n) < kept), values, np.nan)
+
+    alliance = walk(rng.normal(3.9, 0.5, n_clients), 0.25, 1, 5, 0.9)
+    unrated = np.isnan(alliance)
+
+    def subscale() -> np.ndarray:
+        values = np.clip(np.round((alliance + rng.normal(0, 0.3, n)) * 4) / 4, 1, 5)
+        return np.where(unrated, np.nan, values)
+
+    # ~10% of episodes move to another therapist from a session between 3 and 8 on
+    therapist = rng.integers(0, 5000, n_clients)[client]
+    moves = rng.random(n_clients) < 0.10
+    move_at = rng.integers(2, 8, n_clients)
+    moved = moves[client] & (position >= move_at[client])
+    other = (therapist + 1 + rng.integers(0, 4999, n_clients)[client]) % 5000
+    therapist = np.where(moved, other, therapist)
+    symptom = np.clip(
+        np.round(rng.uniform(5, 25, n_clients)[client] + np.cumsum(rng.normal(0, 1.5, n))), 0, 27
+    )
+    symptom = np.where(attended & (rng.random(n) < 0.85), symptom, np.nan)
+    dates = (np.datetime64("2020-01-01") + day).astype("datetime64[D]")
+    return pa.table(
+        {
+            "client_id": _ids("c", n_clients, 7, client),
+            "therapist_id": _ids("t", 5000, 4, therapist),
+            "session_number": pa.array(number),
+            "session_date": pa.array(dates, pa.date32()),
+            "attendance": pa.array(ATTENDANCE[attendance]),
+            "alliance_client": pa.array(alliance, from_pandas=True),
+            "alliance_therapist": pa.array(
+                walk(rng.normal(4.0, 0.4, n_clients), 0.2, 1, 5, 0.92), from_pandas=True
+            ),
+            "alliance_goal": pa.array(subscale(), from_pandas=True),
+            "alliance_task": pa.array(subscale(), from_pandas=True),
+            "alliance_bond": pa.array(subscale(), from_pandas=True),
+            "symptom_score": pa.array(symptom, from_pandas=True),
+        }
+    )
+
+
+def write_variant(variant: str, n_clients: int, directory: Path) -> tuple[Path, int]:
+    """The variant's file and its number of session rows."""
+    if variant == "generated":
+        table, path = generate(n_clients), directory / "generated.parquet"
+        pq.write_table(table, path)
+    elif variant == "export-parquet":
+        table, path = generate_export(n_clients), directory / "export.parquet"
+        pq.write_table(table, path)
+    else:
+        table, path = generate_export(n_clients), directory / "export.csv"
+        pacsv.write_csv(table, path)  # ISO dates, empty cells for missing values
+    return path, table.num_rows
+
+
 # --- measurements (each runs in a fresh subprocess) ------------------------------------------
 
 
@@ -85,7 +192,10 @@ def _reference(path: str) -> int:
 
     a, t, s = pl.col("alliance_client"), pl.col("alliance_therapist"), pl.col("symptom_score")
     x = pl.col("session_number").cast(pl.Float64)
-    frame = pl.read_parquet(path)
+    if path.endswith(".csv"):
+        frame = pl.read_csv(path, try_parse_dates=True)
+    else:
+        frame = pl.read_parquet(path)
     out = frame.group_by("client_id").agg(
         pl.len().alias("n"),
         a.count().alias("a_n"),
@@ -112,13 +222,15 @@ def _reference(path: str) -> int:
 
 
 def _ours(path: str, landmarks: bool) -> int:
+    """Read, type the cells as validation does (CSV cells are text), build the features."""
     from alliance_dropout import contract
     from alliance_dropout.config.features import FeaturesConfig
     from alliance_dropout.features.builder import build_features
     from alliance_dropout.io import read_table
+    from alliance_dropout.validation import typed_sessions
 
     cfg = FeaturesConfig()
-    sessions = read_table(path)
+    sessions = typed_sessions(read_table(path))
     chosen = cfg.landmarks if landmarks else None
     out = build_features(sessions, cfg, contract.PHQ9, contract.WAI_SR, landmarks=chosen)
     return len(out)
@@ -148,6 +260,14 @@ def _apply(path: str, n_clients: int) -> int:
 
 def _measure(kind: str, path: str, n: int) -> None:
     """Child process: run one measurement and print its time and peak RSS as JSON."""
+    # imports are not what is measured: load them first
+    if kind == "reference":
+        import polars  # noqa: F401
+    else:
+        import alliance_dropout.features.builder
+        import alliance_dropout.validation  # noqa: F401
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     started = time.perf_counter()
     if kind == "reference":
         rows = _reference(path)
@@ -156,8 +276,10 @@ def _measure(kind: str, path: str, n: int) -> None:
     else:
         rows = _apply(path, n)
     seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_gib": peak_kib / 2**20}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before  # all threads
+    peak_gib = usage.ru_maxrss / 2**20  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": rows, "peak_gib": peak_gib}))
 
 
 def _run(kind: str, path: Path, n: int = 0) -> dict[str, float]:
@@ -168,12 +290,84 @@ def _run(kind: str, path: Path, n: int = 0) -> dict[str, float]:
         text=True,
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = os.getloadavg()[0]
     return result
+
+
+def _met(value: float, op: str, target: float) -> str:
+    ok = value <= target if op == "<=" else value >= target if op == ">=" else value < target
+    return "met" if ok else "NOT MET"
+
+
+def bench_variant(variant: str, n_clients: int, apply_clients: int) -> dict[str, float]:
+    """Print one variant's table and checks; returns its ratios."""
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
+        started = time.perf_counter()
+        path, n_rows = write_variant(variant, n_clients, Path(tmp))
+        size = path.stat().st_size / 2**20
+        print(
+            f"\n== {variant}: {n_clients:,} clients, {n_rows:,} session rows, {path.suffix[1:]} "
+            f"{size:,.0f} MiB (written in {time.perf_counter() - started:.0f} s)"
+        )
+        before = _run("reference", path)
+        latest = _run("latest", path)
+        after = _run("reference", path)
+        landmarks = _run("landmarks", path)
+        apply = None
+        if apply_clients:
+            n_apply = min(apply_clients, n_clients)
+            apply = _run("apply", path, n_apply)
+    reference = {
+        "seconds": (before["seconds"] + after["seconds"]) / 2,
+        "cpu": (before["cpu"] + after["cpu"]) / 2,
+        "rows": before["rows"],
+        "peak_gib": max(before["peak_gib"], after["peak_gib"]),
+        "load": (before["load"] + after["load"]) / 2,
+    }
+    rows = [
+        ("polars reference (read + 20 aggregates)", reference, ""),
+        ("(a) features as of the latest row", latest, ""),
+        ("(b) features at every landmark", landmarks, ""),
+    ]
+    apply_full = 0.0
+    if apply is not None:
+        apply_full = apply["seconds"] * n_clients / n_apply
+        note = f"-> {apply_full:,.0f} s at full size"
+        rows.append((f"groupby().apply, {n_apply:,} clients", apply, note))
+    print(
+        f"{'measurement (read included)':42s} {'seconds':>8s} {'CPU s':>7s} {'out rows':>10s} "
+        f"{'peak GiB':>8s} {'load':>5s}"
+    )
+    for name, m, note in rows:
+        line = (
+            f"{name:42s} {m['seconds']:8.2f} {m['cpu']:7.2f} {int(m['rows']):10,d} "
+            f"{m['peak_gib']:8.2f} {m['load']:5.1f}"
+        )
+        print(f"{line}  {note}".rstrip())
+    ratios = {
+        "(a) / reference": latest["seconds"] / reference["seconds"],
+        "(b) / (a)": landmarks["seconds"] / latest["seconds"],
+        "peak GiB of (a)": latest["peak_gib"],
+    }
+    checks = [
+        ("(a) / reference", ratios["(a) / reference"], "<=", TARGET_A_VS_REFERENCE),
+        ("(b) / (a)", ratios["(b) / (a)"], "<=", TARGET_B_VS_A),
+        ("peak GiB of (a)", latest["peak_gib"], "<", TARGET_PEAK_GIB),
+        ("peak GiB of (b)", landmarks["peak_gib"], "", 0.0),
+    ]
+    if apply is not None:
+        checks.append(("apply (extrapolated) / (a)", apply_full / latest["seconds"], ">=", 100.0))
+    print(f"{'ratio':30s} {'value':>8s}  target")
+    for name, value, op, target in checks:
+        verdict = f"{op} {target:g}  {_met(value, op, target)}" if op else "(no target)"
+        print(f"{name:30s} {value:8.2f}  {verdict}")
+    return ratios
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--apply-clients", type=int, default=10_000)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -182,49 +376,25 @@ def main() -> None:
     if args.measure:
         _measure(args.measure, args.path, args.n)
         return
-
-    with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
-        path = Path(tmp) / "sessions.parquet"
-        started = time.perf_counter()
-        table = generate(args.clients)
-        pq.write_table(table, path)
-        n_rows = table.num_rows
-        del table
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores; other jobs share them)")
+    summary = {
+        v: bench_variant(v, args.clients, args.apply_clients if i == 0 else 0)
+        for i, v in enumerate(chosen)
+    }
+    print(f"\n{'summary':18s} {'(a)/ref':>8s} {'(b)/(a)':>8s} {'peak(a)':>8s}")
+    for variant, r in summary.items():
         print(
-            f"data: {args.clients:,} clients, {n_rows:,} session rows "
-            f"(generated and written in {time.perf_counter() - started:.1f} s)"
+            f"{variant:18s} {r['(a) / reference']:8.2f} {r['(b) / (a)']:8.2f} "
+            f"{r['peak GiB of (a)']:8.2f}"
         )
-        reference = _run("reference", path)
-        latest = _run("latest", path)
-        landmarks = _run("landmarks", path)
-        n_apply = min(args.apply_clients, args.clients)
-        apply = _run("apply", path, n_apply)
-
-    apply_full = apply["seconds"] * args.clients / n_apply
-    rows = [
-        ("polars reference (read + 20 aggregates)", reference, ""),
-        ("(a) features as of the latest row", latest, ""),
-        ("(b) features at every landmark", landmarks, ""),
-        (f"groupby().apply, {n_apply:,} clients", apply, f"-> {apply_full:,.0f} s at full size"),
-    ]
     print(
-        f"\n{'measurement (read + compute)':44s} {'seconds':>9s} {'out rows':>12s} {'peak GiB':>9s}"
+        f"targets: (a)/ref <= {TARGET_A_VS_REFERENCE:g}, (b)/(a) <= {TARGET_B_VS_A:g}, "
+        f"peak(a) < {TARGET_PEAK_GIB:g} GiB; load average at end: {os.getloadavg()[0]:.1f}"
     )
-    for name, m, note in rows:
-        line = f"{name:44s} {m['seconds']:9.2f} {int(m['rows']):12,d} {m['peak_gib']:9.2f}"
-        print(f"{line}  {note}")
-
-    checks = [
-        ("(a) / reference", latest["seconds"] / reference["seconds"], "<=", TARGET_A_VS_REFERENCE),
-        ("apply (extrapolated) / (a)", apply_full / latest["seconds"], ">=", TARGET_APPLY_VS_A),
-        ("(b) / (a)", landmarks["seconds"] / latest["seconds"], "<", TARGET_B_VS_A),
-        ("peak GiB of (a)", latest["peak_gib"], "<", TARGET_PEAK_GIB),
-        ("peak GiB of (b)", landmarks["peak_gib"], "<", TARGET_PEAK_GIB),
-    ]
-    print(f"\n{'ratio':30s} {'value':>9s}  target")
-    for name, value, op, target in checks:
-        met = value <= target if op == "<=" else value >= target if op == ">=" else value < target
-        print(f"{name:30s} {value:9.2f}  {op} {target:g}  {'met' if met else 'NOT MET'}")
 
 
 if __name__ == "__main__":

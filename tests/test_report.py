@@ -418,3 +418,47 @@ def test_a_single_session_client_still_shows_its_ratings() -> None:
     assert points, "no client-alliance line drawn"
     first, second = points[0].split(" ")
     assert first == second  # a zero-length segment, drawn as a dot by its round caps
+
+
+# Reasons of every shape and their markup, as the column-wise version of caseload_rows
+# (before issue 16) made it: the per-reason version must give the same.
+REASON_SHAPES = [
+    (
+        "↑ low alliance (raises risk by about 4 percentage points) | ↓ came (lowers risk slightly)",
+        '<ul class="reasons"><li class="up">low alliance <small>(raises risk by about 4 percentage points)</small></li><li class="down">came <small>(lowers risk slightly)</small></li></ul>',  # noqa: E501
+    ),
+    (
+        "  ↓ came (lowers risk slightly) | a (raises risk) (b) | x | y  ",
+        '<ul class="reasons"><li class="down">came <small>(lowers risk slightly)</small></li><li>a (raises risk) (b)</li><li>x</li><li>y</li></ul>',  # noqa: E501
+    ),
+    (
+        "<b>\"bold\"</b> & 'q' (raises risk by <1) | ↑  two spaces (raises risk strongly)\n",
+        '<ul class="reasons"><li>&lt;b&gt;&quot;bold&quot;&lt;/b&gt; &amp; &#x27;q&#x27; <small>(raises risk by &lt;1)</small></li><li class="up"> two spaces <small>(raises risk strongly)</small></li></ul>',  # noqa: E501
+    ),
+    ("", '<span class="muted">No reason given</span>'),
+    (None, '<span class="muted">No reason given</span>'),
+    ("   ", '<span class="muted">No reason given</span>'),
+    (
+        "↑ low alliance (raises risk by about 4 percentage points)",
+        '<ul class="reasons"><li class="up">low alliance <small>(raises risk by about 4 percentage points)</small></li></ul>',  # noqa: E501
+    ),
+    ("a |  | b", '<ul class="reasons"><li>a</li><li></li><li>b</li></ul>'),
+    (
+        "↑ ↓ both (raises risk) | ↓ (lowers risk) | (raises risk)\n | tail (raises risk)\n",
+        '<ul class="reasons"><li class="up">↓ both <small>(raises risk)</small></li><li class="down">(lowers risk)</li><li>(raises risk)\n</li><li>tail <small>(raises risk)</small></li></ul>',  # noqa: E501
+    ),
+    ("\x1c lead | trail\u3000", '<ul class="reasons"><li>lead</li><li>trail</li></ul>'),
+    (
+        "x (raises risk (nested)) | y (lowers risk)) ",
+        '<ul class="reasons"><li>x (raises risk (nested))</li><li>y (lowers risk))</li></ul>',
+    ),
+]
+
+
+def test_reasons_markup_for_every_shape_of_reason():
+    """Each distinct reason is marked up once: scoring's format, free text, hostile text,
+    repeats, blanks and odd spacing come out as before."""
+    from alliance_dropout.report.rows import _reasons
+
+    given = pd.Series([reason for reason, _ in REASON_SHAPES])
+    assert _reasons(given) == [markup for _, markup in REASON_SHAPES]

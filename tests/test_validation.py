@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -695,3 +697,14 @@ def test_outcome_and_client_schemas_name_their_failures():
     }
     clients = pd.DataFrame({c.CLIENT_ID: ["a", "b"], "age_band": ["18-25", None]}).astype("str")
     assert s.failing_rows(s.clients_schema(), clients).empty
+
+
+def test_blank_identifier_check_knows_pythons_whitespace():
+    """The fast blank-id check trims exactly what ``\\s`` matches (str.isspace)."""
+    every = "".join(ch for ch in map(chr, range(sys.maxunicode + 1)) if ch.isspace())
+    assert every == s.PY_WHITESPACE
+    cells = ["a", " ", "", "\x1c", " \u3000x", "\u00a0", None, "\t\n", "x ", "\u200b", "\ufeff"]
+    for dtype in ("str", object):
+        values = pd.Series(cells, dtype=dtype)
+        expected = [isinstance(v, str) and re.match(r"\s*\S", v) is not None for v in cells]
+        assert s._has_text(values).tolist() == expected

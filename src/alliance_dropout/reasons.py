@@ -477,21 +477,17 @@ def top_reasons(
     top_c = np.take_along_axis(contrib, order, axis=1)
     labels, effect = _effects(top_c, risk)
     tail, up = effect.tolist(), (top_c > 0).tolist()
-    top_v = np.take_along_axis(vals, order, axis=1).tolist()
     against = (top_c * lead < 0).tolist()
-    usable_top = (top_key > -np.inf).sum(axis=1).tolist()
-    all_vals = values.to_numpy(dtype=float)
-    where = {c: i for i, c in enumerate(values.columns)}
-    context = [[where.get(c, -1) for c in s.context] for s in specs]
-    order_l = order.tolist()
+    n_usable = (top_key > -np.inf).sum(axis=1)
+    top_v = np.take_along_axis(vals, order, axis=1)
+    texts = _candidate_texts(specs, order, top_v, n_usable, values)
     out = []
-    for i, row in enumerate(order_l):
+    first = 0
+    for i, usable_here in enumerate(n_usable.tolist()):
         picked: list[tuple[bool, str]] = []
         seen: list[str] = []
-        for r in range(usable_top[i]):
-            j = row[r]
-            ctx = [all_vals[i, k] if k >= 0 else np.nan for k in context[j]]
-            text = specs[j](top_v[i][r], *ctx)
+        for r in range(usable_here):
+            text = texts[first + r]
             if not text or text in seen:
                 continue
             seen.append(text)
@@ -499,6 +495,51 @@ def top_reasons(
             picked.append((against[i][r], f"{arrow} {text}{labels[tail[i][r]]}"))
             if len(picked) == n:
                 break
+        first += usable_here
         # the client's own direction first, each side by strength (sorted is stable)
         out.append(SEPARATOR.join(t for _, t in sorted(picked, key=lambda x: x[0])))
     return out
+
+
+def _candidate_texts(
+    specs: list[Reason],
+    order: np.ndarray,
+    top_values: np.ndarray,
+    n_usable: np.ndarray,
+    values: pd.DataFrame,
+) -> list[str | None]:
+    """The words of every usable candidate reason, row by row (row i: its first
+    ``n_usable[i]`` columns of ``order``), each distinct phrase call made once.
+
+    Values repeat (ratings on a 1/12 grid, counts), so distinct (feature, value, context)
+    triples are a few thousand where candidates are hundreds of thousands. Distinct means bit
+    for bit (0.0 is not -0.0), and each phrase gets its arguments as one row-by-row call would:
+    the value a Python float, a context value a numpy float (NaN for a missing column).
+    """
+    row, slot = np.nonzero(np.arange(order.shape[1]) < n_usable[:, None])
+    feature = order[row, slot]
+    where = {col: k for k, col in enumerate(values.columns)}
+    context = [[where.get(col, -1) for col in spec.context] for spec in specs]
+    width = max((len(cols) for cols in context), default=0)
+    given = values.to_numpy(dtype=float)
+    ctx = np.zeros((feature.shape[0], width))
+    for j in np.unique(feature).tolist():
+        for p, k in enumerate(context[j]):
+            at = np.flatnonzero(feature == j)
+            ctx[at, p] = given[row[at], k] if k >= 0 else np.nan
+    keys = np.column_stack([feature, top_values[row, slot].view(np.int64), ctx.view(np.int64)])
+    # np.unique(axis=0) sorts the rows as bytes, several times slower than a lexsort
+    by_key = np.lexsort(keys.T[::-1])
+    ordered = keys[by_key]
+    starts = np.ones(ordered.shape[0], dtype=bool)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    inverse = np.empty(ordered.shape[0], dtype=np.int64)
+    inverse[by_key] = np.cumsum(starts) - 1
+    distinct = ordered[starts]
+    distinct_values = distinct[:, 1].copy().view(np.float64).tolist()
+    distinct_ctx = distinct[:, 2:].copy().view(np.float64)
+    words = []
+    for u, (j, v) in enumerate(zip(distinct[:, 0].tolist(), distinct_values, strict=True)):
+        args = [distinct_ctx[u, p] if k >= 0 else np.nan for p, k in enumerate(context[j])]
+        words.append(specs[j](v, *args))
+    return [words[u] for u in inverse.tolist()]

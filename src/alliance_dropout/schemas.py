@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from alliance_dropout import contract as c
@@ -78,13 +80,37 @@ CHECK_COLUMN: dict[str, str] = {
 }
 
 
+# What ``\s`` matches in a str pattern: every character str.isspace() calls whitespace
+# (tests/test_validation.py checks this list against Python's own).
+PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _has_text(values: pd.Series) -> pd.Series:
+    r"""True where a cell starts with a match of ``\s*\S`` (holds a non-blank character).
+
+    That is: the cell is not empty once Python's whitespace is trimmed, which pyarrow does in
+    one pass over text it holds; other columns are matched once per distinct value. (A regex
+    per row was most of validation's time: an id column repeats a few thousand ids.)
+    """
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        trimmed = pc.utf8_trim(pyarrow.array(values), characters=PY_WHITESPACE)
+        has = pc.fill_null(pc.greater(pc.utf8_length(trimmed), 0), False)
+        return pd.Series(has.to_numpy(zero_copy_only=False), index=values.index)
+    codes, distinct = pd.factorize(values)
+    has = pd.Series(distinct, dtype="str").str.match(r"\s*\S", na=False).to_numpy(dtype=bool)
+    return pd.Series(np.append(has, False)[codes], index=values.index)  # code -1: missing
+
+
 def _identifier(column: str, *, unique: bool = False) -> pa.Column:
     # Missing cells fail pandera's nullability check; blank ones fail the pattern.
     return pa.Column(
         str,
         nullable=False,
         unique=unique,
-        checks=pa.Check.str_matches(r"\s*\S", title=EMPTY.format(column=column)),
+        checks=pa.Check(_has_text, title=EMPTY.format(column=column)),
     )
 
 
@@ -93,20 +119,80 @@ def _is_whole_number(s: pd.Series) -> pd.Series:
     return pd.Series(np.isfinite(values) & (values == np.floor(values)), index=s.index)
 
 
+def sorted_text_codes(values: pd.Series) -> np.ndarray | None:
+    """Codes of text already in order (0 for the first value, +1 at each change), else None.
+
+    Validated sessions and most exports come sorted by client: these are then the codes a
+    sorted factorize gives, without hashing and sorting millions of strings (UTF-8 byte order
+    is code point order, the order pandas sorts text in). None for text out of order, with a
+    missing value, or not held by pyarrow.
+    """
+    if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+        return None
+    text = pyarrow.chunked_array(pyarrow.array(values))
+    if text.null_count or len(text) < 2:
+        return None
+    earlier, later = text[:-1], text[1:]
+    if pc.any(pc.less(later, earlier)).as_py():
+        return None
+    codes = np.zeros(len(text), dtype=np.intp)
+    np.cumsum(pc.not_equal(later, earlier).to_numpy(zero_copy_only=False), out=codes[1:])
+    return codes
+
+
+def _client_codes(ids: pd.Series) -> np.ndarray:
+    """Integer codes grouping rows by client (-1 where missing); any order of clients."""
+    codes = sorted_text_codes(ids)
+    return pd.factorize(ids)[0] if codes is None else codes
+
+
 def _dates_in_session_order(df: pd.DataFrame) -> pd.Series:
-    """False on a row dated before the previous session (by number) of the same client."""
-    known = df[[c.CLIENT_ID, c.SESSION_NUMBER, c.SESSION_DATE]].dropna()
-    ordered = known.sort_values([c.CLIENT_ID, c.SESSION_NUMBER], kind="stable")
-    previous = ordered.groupby(c.CLIENT_ID, sort=False)[c.SESSION_DATE].shift()
-    earlier = ordered[c.SESSION_DATE] < previous
-    return ~earlier.reindex(df.index, fill_value=False)
+    """False on a row dated before the previous session (by number) of the same client.
+
+    Rows missing a client, number or date are never out of order. Clients are grouped by
+    integer codes (any order of clients will do; within a client the stable sort keeps rows
+    by number, then as given), which spares sorting millions of id strings.
+    """
+    client = _client_codes(df[c.CLIENT_ID])
+    number = df[c.SESSION_NUMBER].to_numpy(dtype=np.float64, na_value=np.nan)
+    date = df[c.SESSION_DATE].to_numpy()
+    rows = np.flatnonzero((client >= 0) & ~np.isnan(number) & ~np.isnat(date))
+    step_client, step_number = np.diff(client[rows]), np.diff(number[rows])
+    in_order = np.all((step_client > 0) | ((step_client == 0) & (step_number >= 0)))
+    # rows already by client and number (as validated sessions are): the stable sort is a no-op
+    order = rows if in_order else rows[np.lexsort((number[rows], client[rows]))]
+    earlier = np.zeros(len(df), dtype=bool)
+    same_client = client[order[1:]] == client[order[:-1]]
+    earlier[order[1:]] = same_client & (date[order[1:]] < date[order[:-1]])
+    return pd.Series(~earlier, index=df.index)
+
+
+def _unique_session_numbers(df: pd.DataFrame) -> pd.Series:
+    """False on every row whose (client, session_number) another row has too.
+
+    As ``duplicated(keep=False)`` (missing values equal each other); for rows already by
+    client and number, where duplicates are neighbours, by comparing neighbours.
+    """
+    codes = sorted_text_codes(df[c.CLIENT_ID])
+    number = df[c.SESSION_NUMBER].to_numpy(dtype=np.float64, na_value=np.nan)
+    if codes is not None and not np.isnan(number).any():
+        step_client, step_number = np.diff(codes), np.diff(number)
+        if np.all((step_client > 0) | ((step_client == 0) & (step_number >= 0))):
+            repeat = (step_client == 0) & (step_number == 0)
+            duplicated = np.zeros(len(df), dtype=bool)
+            duplicated[1:] |= repeat
+            duplicated[:-1] |= repeat
+            return pd.Series(~duplicated, index=df.index)
+    return ~df[[c.CLIENT_ID, c.SESSION_NUMBER]].duplicated(keep=False)
 
 
 def _scores_only_when_attended(df: pd.DataFrame) -> pd.Series:
     """False on a cancelled or no-show row that carries any score."""
-    scores = [col for col in c.SESSION_SCORES if col in df.columns]
-    not_attended = df[c.ATTENDANCE].isin([c.CANCELLED, c.NO_SHOW])
-    return ~(not_attended & df[scores].notna().any(axis=1))
+    scored = np.zeros(len(df), dtype=bool)
+    for col in (col for col in c.SESSION_SCORES if col in df.columns):
+        scored |= df[col].notna().to_numpy()
+    not_attended = df[c.ATTENDANCE].isin([c.CANCELLED, c.NO_SHOW]).to_numpy()
+    return pd.Series(~(not_attended & scored), index=df.index)
 
 
 def sessions_schema(symptom: Scale, alliance: Scale) -> pa.DataFrameSchema:
@@ -144,9 +230,9 @@ def sessions_schema(symptom: Scale, alliance: Scale) -> pa.DataFrameSchema:
             # ignore_na=False: otherwise pandera passes rows with any missing cell
             pa.Check(_dates_in_session_order, name=DATES_OUT_OF_ORDER, ignore_na=False),
             pa.Check(_scores_only_when_attended, name=SCORE_ON_NON_ATTENDED, ignore_na=False),
+            # unique (client, session_number); pandera's own unique= hashes every id string
+            pa.Check(_unique_session_numbers, name=DUPLICATE_SESSION_NUMBER, ignore_na=False),
         ],
-        unique=[c.CLIENT_ID, c.SESSION_NUMBER],
-        report_duplicates="all",
         strict=True,
         name="sessions",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from alliance_dropout.validation import (
     ValidatedData,
     input_files,
     load_raw_tables,
+    sessions_in_order,
     validate_tables,
 )
 
@@ -145,6 +147,9 @@ def client_chunks(sessions: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     if n_chunks == 1:
         return [sessions]
     chunk_of_row = codes // size
+    if np.all(np.diff(chunk_of_row) >= 0):  # rows grouped by client: slices, not masks
+        edges = np.searchsorted(chunk_of_row, np.arange(n_chunks + 1))
+        return [sessions.iloc[a:b] for a, b in itertools.pairwise(edges.tolist())]
     return [sessions[chunk_of_row == k] for k in range(n_chunks)]
 
 
@@ -189,7 +194,7 @@ def score_caseload(
 
 def caseload_histories(sessions: pd.DataFrame, model: DropoutRiskModel) -> pd.DataFrame:
     """Session rows for the report's charts, with rupture rows marked by the model's own rule."""
-    s = sessions.sort_values([c.CLIENT_ID, c.SESSION_NUMBER], kind="stable").reset_index(drop=True)
+    s = sessions_in_order(sessions)
     codes = pd.factorize(s[c.CLIENT_ID])[0]
     first = np.r_[0, np.flatnonzero(np.diff(codes)) + 1] if len(codes) else np.array([], int)
     client_start = np.repeat(first, np.diff(np.r_[first, len(codes)])).astype(np.int64)

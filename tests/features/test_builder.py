@@ -95,10 +95,17 @@ def test_yaml_composes_onto_the_schema(compose_cfg) -> None:
     assert features_cfg.symptoms.early_response_criterion is EarlyResponseCriterion.share
 
 
-def test_chunked_build_equals_a_single_pass() -> None:
+def test_chunked_build_in_threads_equals_a_single_pass() -> None:
     sessions = random_sessions(40, seed=6)
     whole = build_features(sessions, FeaturesConfig(), c.PHQ9, c.WAI_SR, landmarks=[2, 4, 6])
-    chunked = build_features(
-        sessions, FeaturesConfig(), c.PHQ9, c.WAI_SR, landmarks=[2, 4, 6], chunk_rows=7
-    )
-    pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
+    for workers in (1, 2, 3):
+        chunked = build_features(
+            sessions,
+            FeaturesConfig(),
+            c.PHQ9,
+            c.WAI_SR,
+            landmarks=[2, 4, 6],
+            chunk_rows=7,
+            workers=workers,
+        )
+        pd.testing.assert_frame_equal(whole, chunked, check_exact=True)

@@ -27,7 +27,6 @@ unrepaired ruptures predict worse outcome, which is why repaired and unrepaired 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from alliance_dropout.config.features import RuptureConfig, RuptureReference
 from alliance_dropout.features.grouped import (
@@ -36,6 +35,7 @@ from alliance_dropout.features.grouped import (
     events_known_by_row,
     first_valid_index,
     first_value,
+    grouped_cummax,
     grouped_cumsum,
 )
 from alliance_dropout.features.spec import FeatureSpec
@@ -213,7 +213,7 @@ def rupture_features(
             client_start, occ_rows[(r + m)[unrepaired]]
         ),
         "rupture_open": (still_open > 0).astype(np.float64),
-        "rupture_max_drop": pd.Series(depth).groupby(client_index).cummax().to_numpy(np.float64),
+        "rupture_max_drop": grouped_cummax(depth, client_start),
     }
     out = {name: np.where(rated, values, np.nan) for name, values in counts.items()}
     out["sessions_since_rupture"] = np.where(has_rupture, rows - last, np.nan).astype(np.float64)

@@ -2,8 +2,13 @@
 
 Reading never guesses types: CSV cells come back as strings (with the contract's missing-value
 spellings turned into ``NA``) so that validation can report a bad cell instead of pandas
-silently turning a column into ``object`` or ``NaN``. Dates become naive ``datetime64`` here and
-nowhere else (Parquet dates and timestamps at read, text cells in :func:`to_datetime64`).
+silently turning a column into ``object`` or ``NaN``. CSV files are read by pyarrow, or by
+pandas where pyarrow would read them differently (the two agree cell for cell otherwise).
+
+Dates become naive ``datetime64[us]`` here and nowhere else, once: Parquet ``date32``/``date64``
+and timestamps at read, text cells (ISO 8601) in :func:`to_datetime64`. A timestamp with a time
+zone, or text with a UTC offset, keeps its local wall-clock time and loses the zone: a session
+at 00:30 in Berlin is on that calendar day (converting to UTC would move it to the day before).
 
 Writing is safe by construction:
 

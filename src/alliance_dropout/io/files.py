@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from alliance_dropout.contract import FORMULA_PREFIXES, NA_VALUES
@@ -114,13 +116,70 @@ def _check_utf8(p: Path, chunk: int = 1 << 24) -> None:
 
 
 def _read_csv(p: Path) -> pd.DataFrame:
+    """Cells as text, NA for the contract's missing-value spellings.
+
+    pyarrow's multi-threaded reader is tried first (about four times less CPU than pandas'); a
+    file it cannot read the way pandas does (an unreadable byte, a ragged row, a blank or
+    repeated column name, which pandas renames) goes to pandas, which gives the messages.
+    """
+    frame = _read_csv_arrow(p)
+    if frame is None:
+        frame = _read_csv_pandas(p)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _csv_header(p: Path) -> list[str] | None:
+    """The header row's names as Python's csv module reads them, or None if unsure."""
+    with open(p, "rb") as fh:
+        head = fh.read(1 << 20)
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    lines = text.splitlines()
+    if not lines or (len(lines) == 1 and len(head) == 1 << 20):
+        return None  # no complete first line
+    # a name holding a line break reads differently here: pyarrow's names then differ
+    names = next(csv.reader([lines[0]]), [])
+    if not names or "" in names or len(set(names)) != len(names):
+        return None  # pandas names these "Unnamed: k" or "name.1"
+    return names
+
+
+def _read_csv_arrow(p: Path) -> pd.DataFrame | None:
+    """Every column as text through pyarrow, or None where pandas must read the file."""
+    names = _csv_header(p)
+    if names is None:
+        return None
+    options = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        null_values=list(NA_VALUES),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    try:
+        # newlines_in_values: the project's own CSVs quote values holding a line break
+        table = pacsv.read_csv(
+            p,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=options,
+        )
+    except (pa.ArrowException, OSError):  # bad UTF-8, ragged rows, ...: pandas says what
+        return None
+    if table.column_names != names or any(t != pa.string() for t in table.schema.types):
+        return None
+    return table.to_pandas()
+
+
+def _read_csv_pandas(p: Path) -> pd.DataFrame:
     raw = p.read_bytes()
     try:
         raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputFileError(p, f"not UTF-8 text (bad byte at offset {exc.start})") from exc
     try:
-        df = pd.read_csv(
+        return pd.read_csv(
             p,
             dtype=str,
             encoding="utf-8-sig",  # tolerate a byte-order mark from spreadsheet exports
@@ -132,8 +191,6 @@ def _read_csv(p: Path) -> pd.DataFrame:
         raise InputFileError(p, "file has no header row") from exc
     except pd.errors.ParserError as exc:
         raise InputFileError(p, f"not a readable CSV file ({exc})") from exc
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
 
 
 def _read_parquet(p: Path) -> pd.DataFrame:
@@ -142,32 +199,54 @@ def _read_parquet(p: Path) -> pd.DataFrame:
         df = pd.read_parquet(p, to_pandas_kwargs={"date_as_object": False})
     except Exception as exc:  # pyarrow raises several unrelated types
         raise InputFileError(p, f"not a readable Parquet file ({type(exc).__name__})") from exc
-    for col in df.columns:
-        if isinstance(df[col].dtype, pd.DatetimeTZDtype):
-            df[col] = df[col].dt.tz_convert(None)  # one clock: UTC, as for ISO text with offsets
+    for col in df.columns[[pd.api.types.is_datetime64_any_dtype(t) for t in df.dtypes]]:
+        df[col] = naive_datetime64(df[col])
     return df
+
+
+def naive_datetime64(values: pd.Series) -> pd.Series:
+    """``datetime64[us]`` without a time zone; a time-zone-aware value keeps its local
+    wall-clock time (a session at 00:30 in Berlin stays on its own calendar day)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_localize(None)
+    return values.astype("datetime64[us]")
 
 
 def to_datetime64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Naive ``datetime64[us]`` values, and a mask of cells that are not readable dates.
 
-    Takes any source: ``datetime64`` of any unit (with a time zone: converted to UTC), Python
-    ``date``/``datetime`` objects, or ISO 8601 text (the contract's NA spellings are missing).
+    Takes any source: ``datetime64`` of any unit, Python ``date``/``datetime`` objects, or ISO
+    8601 text (the contract's NA spellings are missing). A value with a time zone or a UTC
+    offset keeps its local wall-clock time (:func:`naive_datetime64`). Text is parsed once per
+    distinct value: an export repeats a few thousand dates over millions of rows.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
-        dates, unreadable = values, pd.Series(False, index=values.index)
-        if isinstance(dates.dtype, pd.DatetimeTZDtype):
-            dates = dates.dt.tz_convert(None)
-        return dates.astype("datetime64[us]"), unreadable
+        return naive_datetime64(values), pd.Series(False, index=values.index)
+    if not isinstance(values.dtype, pd.StringDtype):
+        # objects (dates, numbers, text mixed): 1, 1.0 and True are one value to a hash
+        # table but three spellings, so these are read cell by cell
+        return _text_to_datetime64(values)
+    codes, distinct = pd.factorize(values)  # missing cells: code -1
+    dates, unreadable = _text_to_datetime64(pd.Series(distinct, dtype=values.dtype))
+    taken = np.append(dates.to_numpy(), np.datetime64("NaT", "us"))[codes]
+    bad = np.append(unreadable.to_numpy(), False)[codes]
+    return pd.Series(taken, index=values.index), pd.Series(bad, index=values.index)
+
+
+def _text_to_datetime64(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = values.astype("str").str.strip()
     text = text.mask(text.isin(NA_VALUES) | values.isna())
     try:
         dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    except ValueError:  # mixed UTC offsets: compare them on one clock
-        dates = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):
-        dates = dates.dt.tz_convert(None)
-    return dates.astype("datetime64[us]"), text.notna() & dates.isna()
+    except ValueError:  # mixed UTC offsets: each value's own wall-clock time
+        dates = pd.to_datetime(_without_offset(text), format="ISO8601", errors="coerce")
+    return naive_datetime64(dates), text.notna() & dates.isna()
+
+
+def _without_offset(text: pd.Series) -> pd.Series:
+    """ISO 8601 text without the UTC offset after its time of day ("T09:30+01:00")."""
+    time_and_offset = r"(\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)\s*(?:Z|[+-]\d\d(?::?\d\d)?)$"
+    return text.str.replace(time_and_offset, r"\1", regex=True)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

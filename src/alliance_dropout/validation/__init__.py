@@ -11,13 +11,14 @@ Modules: ``loading`` (files and structure), ``checks`` (typing cells, row checks
 ``quarantine`` (the quarantine table), ``summary`` (report and its text), ``stage`` (the stage).
 """
 
-from alliance_dropout.validation.checks import client_keys
+from alliance_dropout.validation.checks import client_keys, typed_sessions
 from alliance_dropout.validation.loading import canonical_tables, input_files, load_raw_tables
 from alliance_dropout.validation.stage import (
     OUTPUT_FILES,
     ValidatedData,
     output_paths,
     run_validation,
+    sessions_in_order,
     validate_tables,
     write_validated,
 )
@@ -44,8 +45,10 @@ __all__ = [
     "load_raw_tables",
     "output_paths",
     "run_validation",
+    "sessions_in_order",
     "summary_lines",
     "summary_markdown",
+    "typed_sessions",
     "validate_tables",
     "write_validated",
 ]

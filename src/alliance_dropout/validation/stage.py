@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alliance_dropout import contract as c
@@ -59,14 +60,24 @@ def validate_tables(raw: RawTables, cfg: DataConfig) -> ValidatedData:
         assert t.quarantined is not None
         return t.typed.loc[~t.quarantined.to_numpy()]
 
-    sessions = kept(SESSIONS).astype({c.SESSION_NUMBER: "int64"})
-    sessions = sessions.sort_values([c.CLIENT_ID, c.SESSION_NUMBER], ignore_index=True)
+    sessions = sessions_in_order(kept(SESSIONS).astype({c.SESSION_NUMBER: "int64"}))
     # Guards the contract every downstream stage relies on (a failure here is a bug).
     s.sessions_schema(cfg.symptom.to_scale(), cfg.alliance.to_scale()).validate(sessions)
     outcomes = kept(OUTCOMES).reset_index(drop=True) if OUTCOMES in tables else None
     clients = kept(CLIENTS).reset_index(drop=True) if CLIENTS in tables else None
     quarantine = quarantine_frame(tables, raw.sources, client_checks)
     return ValidatedData(sessions, outcomes, clients, quarantine, report, client_checks)
+
+
+def sessions_in_order(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by client, then session number, with a fresh index (rows already in that
+    order, as most exports and every validated frame are, are not sorted again)."""
+    codes = s.sorted_text_codes(sessions[c.CLIENT_ID])
+    if codes is not None:
+        step_number = np.diff(sessions[c.SESSION_NUMBER].to_numpy())
+        if np.all((np.diff(codes) > 0) | (step_number > 0)):
+            return sessions.reset_index(drop=True)
+    return sessions.sort_values([c.CLIENT_ID, c.SESSION_NUMBER], ignore_index=True)
 
 
 def output_paths(cfg: DataConfig, directory: Path) -> list[Path]:

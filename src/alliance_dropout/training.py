@@ -1,8 +1,12 @@
 """The training stage: validate -> landmark examples -> fit -> evaluate -> track -> register.
 
-``run(cfg, resolved)`` is the whole stage as one MLflow run; ``pipelines/train.py``
-(experiments, sweeps) and ``pipelines/run.py`` (with registration) are thin screens over it.
-Each step is a function of its own: data preparation, fitting, evaluation, the run's record.
+``run(cfg)`` is the whole stage as one MLflow run; ``pipelines/train.py`` (experiments,
+sweeps) and ``pipelines/run.py`` (with registration) are thin screens over it. Each step is a
+function of its own: data preparation (splits by client, therapist or time), fitting (either
+framing, with comparators), evaluation, the run's record (description, model card, tables).
+
+Longer than 500 lines on purpose: these are the stage's steps and the record each writes, read
+top to bottom in the order they run; the work itself lives in ``modeling/`` and ``features/``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ def test_lightgbm_beats_baseline_beats_rules_and_is_calibrated(tmp_path, compose
             f"paths.mlruns_dir={tmp_path / 'mlruns'}",
             f"tracking.uri=sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
             f"output_dir={tmp_path / 'run'}",
+            # issue 4's acceptance of the landmark classifier; the hazard model's is
+            # tests/test_dynamic_risk_truth.py (against the uncensored truth)
+            "model.framing=landmark",
         ],
     )
     m = training.run(to_object(cfg)).metrics

@@ -337,6 +337,9 @@ def _check_served_from_the_server(clinic: Clinic, scored: pd.DataFrame) -> None:
     env = {
         **clinic.server.client_env(REVIEWER),
         "MLFLOW_TRACKING_URI": clinic.server.uri,
+        # set_registry_uri of another test in this worker leaves MLFLOW_REGISTRY_URI in the
+        # environment: the served model must resolve @champion on the server, whatever ran before
+        "MLFLOW_REGISTRY_URI": clinic.server.uri,
         # the model server runs `uvicorn` from the environment's bin folder, as `make serve` does
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "TMPDIR": str(tmp),
